@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// One settings array for every Swift target: Swift 6 language mode is the package default;
+/// these add the checks we want on top of it.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "s3cache",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "s3cache", targets: ["s3cache"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2")
+    ],
+    targets: [
+        // Thin C targets: a modulemap and a shim header each, nothing else.
+        .systemLibrary(name: "CFastCGI", path: "Sources/CFastCGI"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl"),
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto"),
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
+
+        .target(name: "FastCGI", dependencies: ["CFastCGI"], swiftSettings: swiftSettings),
+        .target(name: "Gzip", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        .target(name: "ObjectCache", dependencies: ["Gzip"], swiftSettings: swiftSettings),
+        .target(name: "S3Client", dependencies: ["CCurl", "CCrypto"], swiftSettings: swiftSettings),
+        .target(
+            name: "S3CacheCore",
+            dependencies: [
+                "CMalloc", "FastCGI", "Gzip", "ObjectCache", "S3Client",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "s3cache", dependencies: ["S3CacheCore"], swiftSettings: swiftSettings),
+
+        .testTarget(name: "GzipTests", dependencies: ["Gzip"], swiftSettings: swiftSettings),
+        .testTarget(name: "ObjectCacheTests", dependencies: ["ObjectCache"], swiftSettings: swiftSettings),
+        .testTarget(name: "S3ClientTests", dependencies: ["S3Client"], swiftSettings: swiftSettings),
+        .testTarget(name: "S3ClientIntegrationTests", dependencies: ["S3Client"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "S3CacheCoreTests",
+            dependencies: ["S3CacheCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)
