@@ -1,0 +1,89 @@
+import CCrypto
+
+/// SHA-256 over OpenSSL's EVP one-shot API.
+///
+/// Public so a caller that holds a whole body can send its hash as
+/// `x-amz-content-sha256` instead of `UNSIGNED-PAYLOAD`.
+public enum SHA256 {
+    /// Hex digest of the empty string: the payload hash of every GET, HEAD and DELETE.
+    public static let emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+    /// The 32-byte digest of `bytes`.
+    public static func digest(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        // Only a broken libcrypto (no default provider) fails; every `S3Connection.init`
+        // checks that first (`cryptoWorks`), so reaching this is a packaging error.
+        guard let output = checkedDigest(bytes) else { preconditionFailure("libcrypto SHA-256 failed") }
+        return output
+    }
+
+    static func checkedDigest(_ bytes: UnsafeRawBufferPointer) -> [UInt8]? {
+        var output = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        let status = output.withUnsafeMutableBufferPointer { out in
+            EVP_Digest(bytes.baseAddress, bytes.count, out.baseAddress, &length, EVP_sha256(), nil)
+        }
+        return status == 1 && length == 32 ? output : nil
+    }
+
+    /// Whether libcrypto computes SHA-256 and HMAC-SHA256 correctly (RFC 4231 test case 2).
+    static func cryptoWorks() -> Bool {
+        let empty = [UInt8]().withUnsafeBytes { checkedDigest($0) }
+        let mac = HMACSHA256.checkedAuthenticate(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))
+        return empty.map(Hex.encode) == emptyPayloadHash
+            && mac.map(Hex.encode) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    }
+
+    /// Lower-case hex digest of `bytes`, the form SigV4 uses everywhere.
+    public static func hexDigest(_ bytes: some Sequence<UInt8>) -> String {
+        let array = Array(bytes)
+        return Hex.encode(array.withUnsafeBytes { digest($0) })
+    }
+
+    /// Lower-case hex digest of the UTF-8 bytes of `text`.
+    public static func hexDigest(_ text: String) -> String {
+        hexDigest(text.utf8)
+    }
+}
+
+/// HMAC-SHA256, the only MAC SigV4 needs.
+enum HMACSHA256 {
+    /// The 32-byte MAC of `message` under `key`.
+    static func authenticate(key: [UInt8], message: some Sequence<UInt8>) -> [UInt8] {
+        guard let output = checkedAuthenticate(key: key, message: Array(message)) else {
+            preconditionFailure("libcrypto HMAC-SHA256 failed")
+        }
+        return output
+    }
+
+    static func checkedAuthenticate(key: [UInt8], message data: [UInt8]) -> [UInt8]? {
+        var output = [UInt8](repeating: 0, count: 32)
+        var length = 0
+        let result = key.withUnsafeBytes { keyBytes in
+            data.withUnsafeBytes { dataBytes in
+                output.withUnsafeMutableBufferPointer { out in
+                    EVP_Q_mac(
+                        nil, "HMAC", nil, "SHA256", nil,
+                        keyBytes.baseAddress, keyBytes.count,
+                        dataBytes.baseAddress?.assumingMemoryBound(to: UInt8.self), dataBytes.count,
+                        out.baseAddress, out.count, &length)
+                }
+            }
+        }
+        return result != nil && length == 32 ? output : nil
+    }
+}
+
+/// Lower-case hexadecimal, as SigV4 signatures and payload hashes are written.
+enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var text = [UInt8]()
+        text.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}

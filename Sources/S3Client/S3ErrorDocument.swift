@@ -1,0 +1,89 @@
+/// The fields of an S3 XML error body that we report.
+///
+/// ```xml
+/// <Error><Code>NoSuchKey</Code><Message>…</Message><RequestId>…</RequestId></Error>
+/// ```
+/// A tiny extractor rather than an XML parser: the body is at most 64 KiB, the three
+/// elements hold plain text, and Foundation's XMLParser would pull in libxml2 and ICU.
+public struct S3ErrorDocument: Sendable, Equatable {
+    /// `<Code>`, e.g. `NoSuchKey`, `SignatureDoesNotMatch`.
+    public var code: String?
+    /// `<Message>`, human-readable.
+    public var message: String?
+    /// `<RequestId>`, what AWS support asks for.
+    public var requestID: String?
+
+    public init(code: String?, message: String?, requestID: String?) {
+        self.code = code
+        self.message = message
+        self.requestID = requestID
+    }
+
+    /// Reads an error body; nil when it has no `<Error` element (an HTML page from a
+    /// proxy, an empty body, a truncated document).
+    public init?(parsing body: some Collection<UInt8>) {
+        let bytes = Array(body)
+        guard bytes.firstRange(of: Array("<Error".utf8)) != nil else { return nil }
+        code = Self.text(of: "Code", in: bytes)
+        message = Self.text(of: "Message", in: bytes)
+        requestID = Self.text(of: "RequestId", in: bytes)
+    }
+
+    /// Decoded text of the first `<name>…</name>`, trimmed; nil when absent or not closed.
+    static func text(of name: String, in bytes: [UInt8]) -> String? {
+        guard let open = bytes.firstRange(of: Array("<\(name)>".utf8)),
+            let close = bytes[open.upperBound...].firstRange(of: Array("</\(name)>".utf8))
+        else { return nil }
+        let raw = String(decoding: bytes[open.upperBound..<close.lowerBound], as: UTF8.self)
+        return decodeEntities(raw).trimmingASCIIWhitespace()
+    }
+
+    /// Replaces the five predefined XML entities and numeric references; anything else
+    /// that starts with `&` is left as it is.
+    static func decodeEntities(_ text: String) -> String {
+        guard text.contains("&") else { return text }
+        var output = ""
+        var rest = Substring(text)
+        while let ampersand = rest.firstIndex(of: "&") {
+            output += rest[..<ampersand]
+            rest = rest[ampersand...]
+            guard let semicolon = rest.prefix(12).firstIndex(of: ";"),
+                let decoded = entity(rest[rest.index(after: ampersand)..<semicolon])
+            else {
+                output.append("&")
+                rest = rest.dropFirst()
+                continue
+            }
+            output += decoded
+            rest = rest[rest.index(after: semicolon)...]
+        }
+        return output + rest
+    }
+
+    private static func entity(_ name: Substring) -> String? {
+        switch name {
+        case "amp": return "&"
+        case "lt": return "<"
+        case "gt": return ">"
+        case "quot": return "\""
+        case "apos": return "'"
+        default:
+            guard name.hasPrefix("#") else { return nil }
+            let digits = name.dropFirst()
+            let value = digits.hasPrefix("x") || digits.hasPrefix("X")
+                ? UInt32(digits.dropFirst(), radix: 16) : UInt32(digits, radix: 10)
+            return value.flatMap(Unicode.Scalar.init).map { String(Character($0)) }
+        }
+    }
+}
+
+extension String {
+    /// Drops leading and trailing spaces, tabs and line breaks.
+    func trimmingASCIIWhitespace() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else {
+            return ""
+        }
+        return String(self[first...last])
+    }
+}
