@@ -1,0 +1,35 @@
+/// How the object cache is bounded and timed.
+public struct CacheSettings: Sendable, Equatable {
+    /// Bytes the cache may hold, everything counted (`MAX_CACHE_SIZE`).
+    public var capacity: Int
+    /// Largest object kept; larger ones stream through (`MAX_OBJECT_SIZE`).
+    public var maxObjectSize: Int
+    /// Seconds an entry is served without asking S3 (`CACHE_TTL`).
+    public var ttl: Double
+    /// Seconds a 404 from S3 is remembered (`NEGATIVE_TTL`).
+    public var negativeTTL: Double
+    /// Seconds past expiry an entry is kept to revalidate it, or to serve it when S3 fails (`STALE_IF_ERROR`).
+    public var staleGrace: Double
+    public var policy: EvictionPolicyKind
+
+    public init(
+        capacity: Int, maxObjectSize: Int, ttl: Double = 300, negativeTTL: Double = 10, staleGrace: Double = 3600,
+        policy: EvictionPolicyKind = .s3fifo
+    ) {
+        self.capacity = capacity
+        self.maxObjectSize = maxObjectSize
+        self.ttl = ttl
+        self.negativeTTL = negativeTTL
+        self.staleGrace = staleGrace
+        self.policy = policy
+    }
+
+    /// Number of independently locked shards: as many as possible (up to 64) while each
+    /// shard's budget still fits the largest cacheable object. Always a power of two.
+    var shardCount: Int {
+        let fit = maxObjectSize > 0 ? capacity / max(maxObjectSize + CacheRecord.overhead + 2048, 1) : 64
+        var count = 1
+        while count * 2 <= min(64, fit) { count *= 2 }
+        return count
+    }
+}

@@ -1,0 +1,29 @@
+public import Synchronization
+
+/// Counters of what the cache did, updated without locks.
+public final class CacheStatistics: Sendable {
+    /// Served from a fresh entry.
+    public let hits = Atomic<Int>(0)
+    /// Fetched from S3 (no usable entry).
+    public let misses = Atomic<Int>(0)
+    /// Expired entry confirmed by a 304: renewed without downloading the body.
+    public let revalidations = Atomic<Int>(0)
+    /// Expired entry served because S3 failed (stale-if-error).
+    public let staleServes = Atomic<Int>(0)
+    /// Streamed through without caching (too large, ranges on a miss, or refused by the policy).
+    public let bypasses = Atomic<Int>(0)
+    /// Answered from a remembered 404.
+    public let negativeHits = Atomic<Int>(0)
+    /// Requests that waited for another request's fetch instead of making their own.
+    public let coalesced = Atomic<Int>(0)
+    /// Entries pushed out by the eviction policy to make room.
+    public let evictions = Atomic<Int>(0)
+    /// Entries dropped by cleanup after their grace window.
+    public let expired = Atomic<Int>(0)
+    /// Misses refused with 503 because too many requests were already waiting on S3.
+    public let backendRejections = Atomic<Int>(0)
+    /// Body bytes sent to clients from memory.
+    public let bytesServedFromCache = Atomic<Int>(0)
+
+    public init() {}
+}

@@ -1,0 +1,95 @@
+/// One object held in memory: its bytes, stored once (gzip-compressed when that pays), and
+/// the metadata needed to answer GET, HEAD, ranges and conditionals without S3.
+///
+/// Immutable and shared: a thread serving a hit holds a reference while it writes, so an
+/// eviction in the meantime frees the memory only after that response is done.
+public final class CachedObject: Sendable {
+    /// The bytes as stored: gzip when `isCompressed`, else the object itself.
+    public let body: [UInt8]
+    public let isCompressed: Bool
+    /// Length of the object as S3 holds it (what `Content-Length` says for identity responses).
+    public let originalLength: Int
+    public let metadata: ObjectMetadata
+
+    public init(body: [UInt8], isCompressed: Bool, originalLength: Int, metadata: ObjectMetadata) {
+        self.body = body
+        self.isCompressed = isCompressed
+        self.originalLength = originalLength
+        self.metadata = metadata
+    }
+
+    /// Bytes this object keeps alive: the body plus the metadata's strings.
+    public var cost: Int { body.count + metadata.cost }
+}
+
+/// Response metadata of an object as S3 reported it.
+public struct ObjectMetadata: Sendable, Equatable {
+    public var contentType: String
+    /// S3's entity tag, quoted as S3 sends it (`"9b2c…"`).
+    public var etag: String
+    /// `Last-Modified` as S3 sent it (an IMF-fixdate).
+    public var lastModified: String
+    /// Other headers relayed to clients (`Cache-Control`, `Content-Disposition`, …), in S3's order.
+    public var extraHeaders: [Header]
+
+    public struct Header: Sendable, Equatable {
+        public var name: String
+        public var value: String
+        public init(name: String, value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    public init(contentType: String, etag: String, lastModified: String, extraHeaders: [Header] = []) {
+        self.contentType = contentType
+        self.etag = etag
+        self.lastModified = lastModified
+        self.extraHeaders = extraHeaders
+    }
+
+    var cost: Int {
+        contentType.utf8.count + etag.utf8.count + lastModified.utf8.count
+            + extraHeaders.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 32 }
+    }
+}
+
+/// What the cache remembers about a key.
+public enum CachedState: Sendable {
+    case object(CachedObject)
+    /// S3 said the key does not exist (negative caching).
+    case missing
+}
+
+/// A cache entry with its timing.
+public final class CacheRecord: Sendable {
+    public let state: CachedState
+    /// Monotonic seconds until which the entry is served without asking S3.
+    public let freshUntil: Double
+    /// Monotonic seconds until which an expired entry may still be revalidated, or served
+    /// when S3 fails (stale-if-error); the entry is dropped after that.
+    public let keepUntil: Double
+    /// Bytes charged to the cache bound: content plus a fixed overhead for the key, the
+    /// record, and the policy's and dictionary's slots.
+    public let cost: Int
+
+    /// Bookkeeping bytes per entry beyond the key and content (object headers, policy slot,
+    /// dictionary bucket), measured rather than guessed: see the cache memory test.
+    public static let overhead = 256
+
+    public init(state: CachedState, key: String, freshUntil: Double, keepUntil: Double) {
+        self.state = state
+        self.freshUntil = freshUntil
+        self.keepUntil = max(freshUntil, keepUntil)
+        var cost = Self.overhead + key.utf8.count
+        if case let .object(object) = state { cost += object.cost }
+        self.cost = cost
+    }
+
+    public func isFresh(at now: Double) -> Bool { now < freshUntil }
+
+    /// The same content with new timing (a 304 from S3 renews an entry without a download).
+    public func renewed(key: String, freshUntil: Double, keepUntil: Double) -> CacheRecord {
+        CacheRecord(state: state, key: key, freshUntil: freshUntil, keepUntil: keepUntil)
+    }
+}

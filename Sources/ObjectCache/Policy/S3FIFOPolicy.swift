@@ -1,0 +1,158 @@
+/// S3-FIFO eviction over a byte budget (Yang et al., "FIFO queues are all you need for cache
+/// eviction", SOSP 2023).
+///
+/// New entries enter a small probationary FIFO (10% of the budget). Leaving it, an entry that
+/// was hit moves to the main FIFO; one that was not is evicted and its key remembered in a
+/// ghost list, so a quick return goes straight to main. Main evicts from its tail, giving
+/// entries that were hit another round (lazy promotion). Most objects in real traces are
+/// requested once; they pass through the small queue without displacing the working set, which
+/// is what makes the policy resist scans. A hit only bumps a saturating counter: no list is
+/// reordered, so a hit's critical section is a hash lookup and one byte write.
+public struct S3FIFOPolicy<Key: Hashable, Value>: EvictionPolicy {
+    public let capacity: Int
+    /// Bytes the small queue may hold before evictions take from it.
+    private let smallTarget: Int
+    private var slots = LinkedSlots<Key, Value>()
+    private var small = LinkedSlots<Key, Value>.Queue()
+    private var main = LinkedSlots<Key, Value>.Queue()
+    private var index: [Key: Int32] = [:]
+    private var ghost: GhostList<Key>
+
+    private static var smallQueue: UInt8 { 0 }
+    private static var mainQueue: UInt8 { 1 }
+    /// Counter ceiling: three hits are enough to survive three rounds through main.
+    private static var maxFrequency: UInt8 { 3 }
+
+    /// - Parameter smallFraction: share of the budget for the probationary queue (the paper's 10%).
+    public init(capacity: Int, smallFraction: Double = 0.1) {
+        self.capacity = capacity
+        self.smallTarget = Int(Double(capacity) * smallFraction)
+        // The ghost remembers about as many bytes of keys as main holds.
+        self.ghost = GhostList(capacity: capacity - Int(Double(capacity) * smallFraction))
+    }
+
+    public var totalCost: Int { small.cost + main.cost }
+    public var count: Int { small.count + main.count }
+
+    public mutating func get(_ key: Key) -> Value? {
+        guard let slot = index[key] else { return nil }
+        if slots[slot].frequency < Self.maxFrequency { slots[slot].frequency += 1 }
+        return slots[slot].value
+    }
+
+    public func peek(_ key: Key) -> Value? {
+        index[key].map { slots[$0].value }
+    }
+
+    public mutating func insert(_ key: Key, value: Value, cost: Int) -> [(key: Key, value: Value)] {
+        var evicted: [(key: Key, value: Value)] = []
+        var toMain = ghost.remove(key)
+        if let existing = index[key] {
+            // A replacement (new version after revalidation) keeps the standing it had earned.
+            toMain = toMain || slots[existing].queue == Self.mainQueue
+            evicted.append((key, slots[existing].value))
+            drop(existing)
+        }
+        guard cost <= capacity else { return evicted + [(key, value)] }
+        let slot = slots.allocate(key, value: value, cost: cost, queue: toMain ? Self.mainQueue : Self.smallQueue)
+        if toMain { slots.pushHead(slot, &main) } else { slots.pushHead(slot, &small) }
+        index[key] = slot
+        while totalCost > capacity {
+            guard let victim = small.cost > smallTarget || main.count == 0 ? evictFromSmall() : evictFromMain() else { break }
+            evicted.append(victim)
+        }
+        return evicted
+    }
+
+    @discardableResult
+    public mutating func remove(_ key: Key) -> Value? {
+        guard let slot = index[key] else { return nil }
+        let value = slots[slot].value
+        drop(slot)
+        return value
+    }
+
+    public func entries() -> [(key: Key, value: Value)] {
+        index.values.map { (slots[$0].key, slots[$0].value) }
+    }
+
+    private mutating func evictFromSmall() -> (key: Key, value: Value)? {
+        while small.tail >= 0 {
+            let slot = small.tail
+            slots.unlink(slot, &small)
+            if slots[slot].frequency > 0 {
+                slots[slot].frequency = 0
+                slots[slot].queue = Self.mainQueue
+                slots.pushHead(slot, &main)
+                if main.cost > capacity - smallTarget, let victim = evictFromMain() { return victim }
+                continue
+            }
+            let victim = (slots[slot].key, slots[slot].value)
+            ghost.add(victim.0, cost: slots[slot].cost)
+            index[victim.0] = nil
+            slots.release(slot)
+            return victim
+        }
+        return evictFromMain()
+    }
+
+    private mutating func evictFromMain() -> (key: Key, value: Value)? {
+        while main.tail >= 0 {
+            let slot = main.tail
+            slots.unlink(slot, &main)
+            if slots[slot].frequency > 0 {
+                slots[slot].frequency -= 1
+                slots.pushHead(slot, &main)
+                continue
+            }
+            let victim = (slots[slot].key, slots[slot].value)
+            index[victim.0] = nil
+            slots.release(slot)
+            return victim
+        }
+        return nil
+    }
+
+    private mutating func drop(_ slot: Int32) {
+        index[slots[slot].key] = nil
+        if slots[slot].queue == Self.mainQueue { slots.unlink(slot, &main) } else { slots.unlink(slot, &small) }
+        slots.release(slot)
+    }
+}
+
+/// Keys recently evicted from the small queue, forgotten oldest first once their remembered
+/// costs exceed the capacity. Holds keys only, never values.
+struct GhostList<Key: Hashable> {
+    private let capacity: Int
+    private var members: [Key: UInt64] = [:]
+    private var order: [(key: Key, stamp: UInt64, cost: Int)] = []
+    private var start = 0
+    private var cost = 0
+    private var nextStamp: UInt64 = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    mutating func add(_ key: Key, cost: Int) {
+        nextStamp += 1
+        members[key] = nextStamp
+        order.append((key, nextStamp, cost))
+        self.cost += cost
+        while self.cost > capacity, start < order.count {
+            let oldest = order[start]
+            start += 1
+            self.cost -= oldest.cost
+            if members[oldest.key] == oldest.stamp { members[oldest.key] = nil }
+        }
+        if start > 1024 && start * 2 > order.count {
+            order.removeFirst(start)
+            start = 0
+        }
+    }
+
+    /// Whether `key` was remembered; it is forgotten either way.
+    mutating func remove(_ key: Key) -> Bool {
+        members.removeValue(forKey: key) != nil
+    }
+}

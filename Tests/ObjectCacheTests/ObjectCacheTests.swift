@@ -1,0 +1,153 @@
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+import ObjectCache
+import Synchronization
+import Testing
+
+@Suite struct ObjectCacheTests {
+    private func object(_ text: String, etag: String = "\"v1\"") -> CachedState {
+        .object(CachedObject(body: Array(text.utf8), isCompressed: false, originalLength: text.utf8.count,
+                             metadata: ObjectMetadata(contentType: "text/plain", etag: etag, lastModified: "Wed, 25 Nov 2026 06:00:00 GMT")))
+    }
+
+    private func body(_ record: CacheRecord?) -> String? {
+        guard let record, case let .object(object) = record.state else { return nil }
+        return String(decoding: object.body, as: UTF8.self)
+    }
+
+    private func fill(_ cache: ObjectCache, _ key: String, _ text: String) {
+        guard case let .leader(flight, _) = cache.access(key) else {
+            Issue.record("expected to lead the fetch of \(key)")
+            return
+        }
+        cache.complete(flight, key: key, outcome: .record(cache.makeRecord(object(text), key: key)))
+    }
+
+    @Test func missThenHit() {
+        let cache = ObjectCache(settings: CacheSettings(capacity: 1 << 20, maxObjectSize: 1 << 16), clock: ManualClock())
+        fill(cache, "b/k", "hello")
+        guard case let .hit(record) = cache.access("b/k") else {
+            Issue.record("expected a hit")
+            return
+        }
+        #expect(body(record) == "hello")
+    }
+
+    @Test func followersWaitForTheLeaderAndGetItsResult() {
+        let cache = ObjectCache(settings: CacheSettings(capacity: 1 << 20, maxObjectSize: 1 << 16), clock: ManualClock())
+        guard case let .leader(flight, _) = cache.access("b/k") else {
+            Issue.record("first access must lead")
+            return
+        }
+        let group = DispatchGroup()
+        let served = Atomic<Int>(0)
+        let followers = Atomic<Int>(0)
+        for _ in 0..<8 {
+            DispatchQueue.global().async(group: group) {
+                guard case let .follower(shared, _) = cache.access("b/k") else { return }
+                followers.add(1, ordering: .relaxed)
+                if case let .record(record)? = shared.wait(timeout: 10), body(record) == "fetched once" {
+                    served.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        while followers.load(ordering: .relaxed) < 8 { usleepShort() }
+        cache.complete(flight, key: "b/k", outcome: .record(cache.makeRecord(object("fetched once"), key: "b/k")))
+        group.wait()
+        #expect(served.load(ordering: .relaxed) == 8)
+        if case .hit = cache.access("b/k") {} else { Issue.record("the leader's result must be cached") }
+    }
+
+    @Test func differentKeysNeverShareAFlight() {
+        let cache = ObjectCache(settings: CacheSettings(capacity: 1 << 20, maxObjectSize: 1 << 16), clock: ManualClock())
+        guard case .leader = cache.access("b/one"), case .leader = cache.access("b/two") else {
+            Issue.record("each key leads its own fetch")
+            return
+        }
+    }
+
+    @Test func anInvalidationSupersedesTheFetchInFlight() {
+        let cache = ObjectCache(settings: CacheSettings(capacity: 1 << 20, maxObjectSize: 1 << 16), clock: ManualClock())
+        fill(cache, "b/k", "old")
+        cache.invalidate("b/k")
+        #expect(cache.peek("b/k") == nil)
+        guard case let .leader(stale, _) = cache.access("b/k") else {
+            Issue.record("expected a leader")
+            return
+        }
+        cache.invalidate("b/k")  // a PUT lands while the old body is being read
+        #expect(stale.isSuperseded)
+        guard case let .leader(fresh, _) = cache.access("b/k") else {
+            Issue.record("a request after the write must start its own fetch, not join the old one")
+            return
+        }
+        cache.complete(stale, key: "b/k", outcome: .record(cache.makeRecord(object("old"), key: "b/k")))
+        #expect(cache.peek("b/k") == nil, "a superseded fetch must not insert")
+        cache.complete(fresh, key: "b/k", outcome: .record(cache.makeRecord(object("new"), key: "b/k")))
+        #expect(body(cache.peek("b/k")) == "new")
+    }
+
+    @Test func expiryRevalidationAndGrace() {
+        let clock = ManualClock()
+        let cache = ObjectCache(settings: CacheSettings(capacity: 1 << 20, maxObjectSize: 1 << 16, ttl: 10, staleGrace: 100), clock: clock)
+        fill(cache, "b/k", "v1")
+        clock.advance(by: 11)
+        guard case let .leader(flight, stale?) = cache.access("b/k") else {
+            Issue.record("an expired entry within grace is handed out for revalidation")
+            return
+        }
+        #expect(body(stale) == "v1")
+        cache.complete(flight, key: "b/k", outcome: .record(cache.renew(stale, key: "b/k")))
+        if case .hit = cache.access("b/k") {} else { Issue.record("a renewed entry is fresh again") }
+        clock.advance(by: 10 + 100 + 1)
+        #expect(cache.removeExpired() == 1)
+        guard case .leader(_, nil) = cache.access("b/k") else {
+            Issue.record("past grace the entry is gone")
+            return
+        }
+    }
+
+    @Test func negativeEntriesUseTheirOwnTTL() {
+        let clock = ManualClock()
+        let cache = ObjectCache(settings: CacheSettings(capacity: 1 << 20, maxObjectSize: 1 << 16, ttl: 300, negativeTTL: 10), clock: clock)
+        guard case let .leader(flight, _) = cache.access("b/none") else { return }
+        cache.complete(flight, key: "b/none", outcome: .record(cache.makeRecord(.missing, key: "b/none")))
+        guard case let .hit(record) = cache.access("b/none"), case .missing = record.state else {
+            Issue.record("a 404 is remembered")
+            return
+        }
+        clock.advance(by: 11)
+        guard case .leader(_, nil) = cache.access("b/none") else {
+            Issue.record("a remembered 404 expires after negativeTTL, with no grace")
+            return
+        }
+    }
+
+    @Test(arguments: [EvictionPolicyKind.lru, .s3fifo])
+    func theByteBoundHolds(policy: EvictionPolicyKind) {
+        let settings = CacheSettings(capacity: 256 << 10, maxObjectSize: 16 << 10, policy: policy)
+        let cache = ObjectCache(settings: settings, clock: ManualClock())
+        for index in 0..<2_000 {
+            fill(cache, "b/\(index)", String(repeating: "x", count: 1 + index % (8 << 10)))
+            #expect(cache.usage().bytes <= settings.capacity)
+        }
+        #expect(cache.statistics.evictions.load(ordering: .relaxed) > 0)
+        #expect(cache.usage().entries > 10)
+    }
+
+    @Test func shardsAlwaysFitTheLargestObject() {
+        for (capacity, object) in [(300 << 20, (300 << 20) / 8), (1 << 20, 1 << 20), (64 << 20, 1 << 10), (10 << 20, 0)] {
+            let settings = CacheSettings(capacity: capacity, maxObjectSize: object)
+            let cache = ObjectCache(settings: settings, clock: ManualClock())
+            fill(cache, "b/big", String(repeating: "y", count: max(1, object - 1024)))
+            if object >= 2048 { #expect(cache.peek("b/big") != nil, "capacity \(capacity), object \(object)") }
+        }
+    }
+}
+
+func usleepShort() {
+    var time = timespec(tv_sec: 0, tv_nsec: 1_000_000)
+    nanosleep(&time, nil)
+}
