@@ -1,0 +1,116 @@
+import Gzip
+import ObjectCache
+import S3Client
+
+/// The leader's side of a miss: streams S3's bytes to its client as they arrive while
+/// keeping a copy for the cache, then compresses that copy once.
+///
+/// If the client goes away mid-transfer the download still completes (the object is
+/// wanted by the cache and possibly by followers); if the object is too large to keep, the
+/// download stops with the client.
+final class CacheFill {
+    private let maxObjectSize: Int
+    private let request: ReadRequest
+    private let response: ResponseWriter
+    private let baseReport: CacheReport
+    private(set) var head: S3ResponseHead?
+    /// The copy being kept; nil when the object is not cacheable.
+    private var copy: [UInt8]?
+    private var sendsBody = true
+    /// What the response headers said, decided when S3's headers arrived.
+    private(set) var report: CacheReport
+
+    /// Stops the download when neither the client nor the cache wants more bytes.
+    struct NothingWanted: Error {}
+
+    init(maxObjectSize: Int, request: ReadRequest, response: ResponseWriter, report: CacheReport) {
+        self.maxObjectSize = maxObjectSize
+        self.request = request
+        self.response = response
+        self.baseReport = report
+        self.report = report
+    }
+
+    /// S3 answered 200 (or 304 to our revalidation, which carries no body and is handled by the caller).
+    func begin(_ head: S3ResponseHead) throws {
+        self.head = head
+        guard head.status == 200 else { return }
+        let length = head.header("Content-Length").flatMap(Int.init)
+        if let length, length <= maxObjectSize {
+            copy = []
+            copy?.reserveCapacity(length)
+            report = baseReport
+            report.stored = true
+        } else {
+            report = CacheReport.bypass("too-large")
+            report.forwardStatus = 200
+        }
+        let etag = head.header("ETag") ?? ""
+        let lastModified = head.header("Last-Modified") ?? ""
+        let headers = Passthrough.clientHeaders(head) + Passthrough.varyHeaders(contentType: head.header("Content-Type")) + report.headers
+        switch request.evaluate(
+            etags: [etag, CachedResponder.gzipETag(etag)], strongETag: etag, lastModified: lastModified)
+        {
+        case .notModified:
+            try response.sendHead(
+                status: 304, headers: headers.filter { !["content-length", "content-type"].contains($0.name.lowercased()) })
+            sendsBody = false
+        case .failed:
+            var error = HTTPError(status: 412, code: "precondition_failed", message: "precondition failed")
+            error.headers += report.headers
+            try response.sendError(error)
+            sendsBody = false
+        case .proceed:
+            try response.sendHead(status: 200, headers: headers)
+        }
+        if !sendsBody && copy == nil { throw NothingWanted() }
+    }
+
+    func append(_ chunk: UnsafeRawBufferPointer) throws {
+        if copy != nil {
+            if copy!.count + chunk.count <= maxObjectSize {
+                copy!.append(contentsOf: chunk)
+            } else {
+                copy = nil  // longer than announced: give up keeping it
+            }
+        }
+        if sendsBody {
+            do {
+                try response.sendBody(chunk)
+            } catch {
+                sendsBody = false
+                if copy == nil { throw error }
+            }
+        }
+        if !sendsBody && copy == nil { throw NothingWanted() }
+    }
+
+    /// The object to cache, once the transfer completed; nil when it is not cacheable.
+    func finish() -> CachedObject? {
+        guard let head, let copy else { return nil }
+        return Self.makeObject(body: copy, head: head)
+    }
+
+    /// Smallest body worth compressing: below it gzip's header and trailer eat the gain.
+    static let minimumCompressibleSize = 1024
+
+    /// Builds the stored form: gzip when the type is compressible and it saves at least 10%.
+    static func makeObject(body: [UInt8], head: S3ResponseHead) -> CachedObject {
+        let contentType = head.header("Content-Type") ?? "application/octet-stream"
+        let extra = head.headers
+            .filter { ["cache-control", "content-disposition", "content-language", "expires", "content-encoding"].contains($0.name.lowercased()) }
+            .map { ObjectMetadata.Header(name: $0.name, value: $0.value) }
+        let metadata = ObjectMetadata(
+            contentType: contentType, etag: head.header("ETag") ?? "", lastModified: head.header("Last-Modified") ?? "",
+            extraHeaders: extra)
+        // An object S3 already holds encoded (Content-Encoding set) is kept exactly as it is.
+        if head.header("Content-Encoding") == nil, body.count >= minimumCompressibleSize,
+           ContentCoding.isCompressible(contentType),
+           let compressed = try? body.withUnsafeBytes({ try Gzip.compress($0) }),
+           compressed.count * 10 <= body.count * 9
+        {
+            return CachedObject(body: compressed, isCompressed: true, originalLength: body.count, metadata: metadata)
+        }
+        return CachedObject(body: body, isCompressed: false, originalLength: body.count, metadata: metadata)
+    }
+}

@@ -1,0 +1,43 @@
+/// What the cache did for one response: the `X-Cache` value and the facts behind the
+/// standard `Cache-Status` header (RFC 9211).
+struct CacheReport: Equatable {
+    enum Result: String {
+        case hit = "HIT", miss = "MISS", revalidated = "REVALIDATED", stale = "STALE", bypass = "BYPASS"
+    }
+
+    var result: Result
+    /// Status S3 answered when we asked it (nil when we did not).
+    var forwardStatus: Int?
+    /// Whether the response was stored in the cache.
+    var stored = false
+    /// Whether this request waited for another request's fetch instead of making its own.
+    var collapsed = false
+    /// Seconds of freshness left, for hits.
+    var ttl: Int?
+    /// Why, when it is not obvious: `too-large`, `range`, `stale-if-error`, `backend-busy`.
+    var detail: String?
+
+    static func hit(ttl: Int) -> CacheReport { CacheReport(result: .hit, ttl: ttl) }
+    static func bypass(_ detail: String) -> CacheReport { CacheReport(result: .bypass, detail: detail) }
+
+    /// The response headers that report this.
+    var headers: [(name: String, value: String)] {
+        [("X-Cache", result.rawValue), ("Cache-Status", cacheStatus)]
+    }
+
+    var cacheStatus: String {
+        var parts = ["s3cache"]
+        switch result {
+        case .hit: parts.append("hit")
+        case .miss: parts.append("fwd=uri-miss")
+        case .revalidated, .stale: parts.append("fwd=stale")
+        case .bypass: parts.append("fwd=bypass")
+        }
+        if let forwardStatus { parts.append("fwd-status=\(forwardStatus)") }
+        if let ttl { parts.append("ttl=\(ttl)") }
+        if stored { parts.append("stored") }
+        if collapsed { parts.append("collapsed") }
+        if let detail { parts.append("detail=\(detail)") }
+        return parts.joined(separator: "; ")
+    }
+}

@@ -1,0 +1,221 @@
+import ObjectCache
+import S3Client
+
+/// GET and HEAD through the cache: hits from memory, one backend fetch per key however many
+/// requests want it, revalidation of expired entries, and stale answers when S3 fails.
+final class CachedReads {
+    private let cache: ObjectCache
+    private let store: any ObjectStore
+    private let gate: BackendGate
+    private let responder: CachedResponder
+    /// Longest a follower waits for the leader's fetch before answering 504.
+    private let flightTimeout: Double
+
+    init(cache: ObjectCache, store: any ObjectStore, gate: BackendGate, flightTimeout: Double) {
+        self.cache = cache
+        self.store = store
+        self.gate = gate
+        self.responder = CachedResponder(statistics: cache.statistics)
+        self.flightTimeout = flightTimeout
+    }
+
+    private var statistics: CacheStatistics { cache.statistics }
+
+    func get(_ address: ObjectAddress, request: ReadRequest, response: ResponseWriter) throws -> CacheReport {
+        let key = address.cacheKey
+        if request.range != nil {
+            if let record = cache.freshRecord(key) { return try hit(record, request: request, response: response) }
+            // A slice of an uncached object: let S3 cut it rather than download the whole object.
+            return try bypass(address, request: request, response: response, detail: "range")
+        }
+        for _ in 0..<3 {
+            switch cache.access(key) {
+            case let .hit(record):
+                return try hit(record, request: request, response: response)
+            case let .leader(flight, stale):
+                return try lead(flight, address: address, stale: stale, request: request, response: response)
+            case let .follower(flight, stale):
+                if let report = try follow(flight, address: address, stale: stale, request: request, response: response) {
+                    return report
+                }
+            }
+        }
+        return try bypass(address, request: request, response: response, detail: "contended")
+    }
+
+    func head(_ address: ObjectAddress, request: ReadRequest, response: ResponseWriter) throws -> CacheReport {
+        if let record = cache.freshRecord(address.cacheKey) { return try hit(record, request: request, response: response) }
+        var report = CacheReport(result: .miss, forwardStatus: 200)
+        try gate.withPermit {
+            try Passthrough(store: store).head(
+                address, headers: request.forwardedHeaders, response: response, extraHeaders: report.headers)
+        }
+        report.forwardStatus = response.status
+        statistics.misses.add(1, ordering: .relaxed)
+        return report
+    }
+
+    private func hit(_ record: CacheRecord, request: ReadRequest, response: ResponseWriter) throws -> CacheReport {
+        if case .missing = record.state {
+            statistics.negativeHits.add(1, ordering: .relaxed)
+        } else {
+            statistics.hits.add(1, ordering: .relaxed)
+        }
+        let report = CacheReport.hit(ttl: max(0, Int(record.freshUntil - cache.clock.now())))
+        try responder.send(record, report: report, request: request, response: response)
+        return report
+    }
+
+    private func lead(
+        _ flight: Flight, address: ObjectAddress, stale: CacheRecord?, request: ReadRequest, response: ResponseWriter
+    ) throws -> CacheReport {
+        let key = address.cacheKey
+        var completed = false
+        func complete(_ outcome: Flight.Outcome) {
+            cache.complete(flight, key: key, outcome: outcome)
+            completed = true
+        }
+        defer { if !completed { cache.complete(flight, key: key, outcome: .abandoned) } }
+
+        guard gate.tryAcquire() else {
+            statistics.backendRejections.add(1, ordering: .relaxed)
+            if let stale { return try serveStale(stale, forwardStatus: nil, detail: "backend-busy", request: request, response: response) }
+            throw HTTPError.backendBusy
+        }
+        defer { gate.release() }
+
+        let fill = CacheFill(
+            maxObjectSize: cache.settings.maxObjectSize, request: request, response: response,
+            report: CacheReport(result: .miss, forwardStatus: 200))
+        let conditional: [(name: String, value: String)] = stale.flatMap { record in
+            guard case let .object(object) = record.state, !object.metadata.etag.isEmpty else { return nil }
+            return [("If-None-Match", object.metadata.etag)]
+        } ?? []
+        do {
+            let head = try store.getObject(
+                bucket: address.bucket, key: address.key, headers: conditional,
+                onHead: { try fill.begin($0) }, onBody: { try fill.append($0) })
+            if head.status == 304, let stale {
+                let renewed = cache.renew(stale, key: key)
+                complete(.record(renewed))
+                statistics.revalidations.add(1, ordering: .relaxed)
+                let report = CacheReport(result: .revalidated, forwardStatus: 304, stored: true)
+                try responder.send(renewed, report: report, request: request, response: response)
+                return report
+            }
+            if let object = fill.finish() {
+                complete(.record(cache.makeRecord(.object(object), key: key)))
+                statistics.misses.add(1, ordering: .relaxed)
+            } else {
+                complete(.uncacheable)
+                statistics.bypasses.add(1, ordering: .relaxed)
+            }
+            return fill.report
+        } catch let error as S3Error where error.isNotFound {
+            let record = cache.makeRecord(.missing, key: key)
+            complete(.record(record))
+            statistics.misses.add(1, ordering: .relaxed)
+            let report = CacheReport(result: .miss, forwardStatus: 404, stored: true)
+            try responder.send(record, report: report, request: request, response: response)
+            return report
+        } catch let error as S3Error where error.isBackendFailure {
+            complete(.failed(error))
+            if let stale, !response.headSent {
+                return try serveStale(stale, forwardStatus: error.status, detail: "stale-if-error", request: request, response: response)
+            }
+            throw error
+        } catch is CacheFill.NothingWanted {
+            complete(.abandoned)
+            statistics.bypasses.add(1, ordering: .relaxed)
+            return fill.report
+        } catch let error as S3Error {
+            complete(.failed(error))
+            throw error
+        }
+    }
+
+    /// Waits for another request's fetch. Returns nil when this request should try again
+    /// (the leader gave up), and streams the object itself when it is too large to share.
+    private func follow(
+        _ flight: Flight, address: ObjectAddress, stale: CacheRecord?, request: ReadRequest, response: ResponseWriter
+    ) throws -> CacheReport? {
+        // A follower holds a thread while S3 works: it counts against the same bound.
+        guard gate.tryAcquire() else {
+            statistics.backendRejections.add(1, ordering: .relaxed)
+            if let stale { return try serveStale(stale, forwardStatus: nil, detail: "backend-busy", request: request, response: response) }
+            throw HTTPError.backendBusy
+        }
+        let outcome = flight.wait(timeout: flightTimeout)
+        gate.release()
+        switch outcome {
+        case let .record(record)?:
+            statistics.coalesced.add(1, ordering: .relaxed)
+            var report = CacheReport(result: .miss, forwardStatus: nil, stored: true, collapsed: true)
+            if case .missing = record.state { report.forwardStatus = 404 }
+            try responder.send(record, report: report, request: request, response: response)
+            return report
+        case .uncacheable?:
+            return try bypass(address, request: request, response: response, detail: "too-large")
+        case let .failed(error)?:
+            if let stale, let backend = error as? S3Error, backend.isBackendFailure {
+                return try serveStale(stale, forwardStatus: backend.status, detail: "stale-if-error", request: request, response: response)
+            }
+            throw error
+        case .abandoned?:
+            return nil
+        case nil:
+            if let stale { return try serveStale(stale, forwardStatus: nil, detail: "stale-if-error", request: request, response: response) }
+            throw S3Error.timeout(message: "waited \(Int(flightTimeout)) s for another request's fetch")
+        }
+    }
+
+    private func serveStale(
+        _ record: CacheRecord, forwardStatus: Int?, detail: String, request: ReadRequest, response: ResponseWriter
+    ) throws -> CacheReport {
+        statistics.staleServes.add(1, ordering: .relaxed)
+        let report = CacheReport(result: .stale, forwardStatus: forwardStatus, detail: detail)
+        try responder.send(record, report: report, request: request, response: response)
+        return report
+    }
+
+    private func bypass(_ address: ObjectAddress, request: ReadRequest, response: ResponseWriter, detail: String) throws -> CacheReport {
+        statistics.bypasses.add(1, ordering: .relaxed)
+        let report = CacheReport.bypass(detail)
+        try gate.withPermit {
+            try Passthrough(store: store).get(address, headers: request.forwardedHeaders, response: response, extraHeaders: report.headers)
+        }
+        return report
+    }
+}
+
+extension ObjectAddress {
+    /// One string per object: bucket names cannot contain `/`, so this is unambiguous.
+    var cacheKey: String { bucket + "/" + key }
+}
+
+extension S3Error {
+    /// S3 says the object (or its bucket) does not exist.
+    var isNotFound: Bool {
+        if case .service(404, _, _, _) = self { return true }
+        return false
+    }
+
+    /// S3 is down, slow or failing, as opposed to refusing the request: the cases where an
+    /// expired copy is better than an error.
+    var isBackendFailure: Bool {
+        switch self {
+        case let .service(status, code, _, _): return status >= 500 || code == "SlowDown"
+        case .timeout, .transport: return true
+        case .aborted: return false
+        }
+    }
+
+    /// The status S3 answered, or the one we report for a failure without an answer.
+    var status: Int {
+        switch self {
+        case let .service(status, _, _, _): return status
+        case .timeout: return 504
+        case .transport, .aborted: return 502
+        }
+    }
+}

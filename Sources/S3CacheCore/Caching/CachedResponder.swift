@@ -1,0 +1,114 @@
+import Gzip
+import ObjectCache
+
+/// Answers a request from a cache entry: encoding negotiation, conditionals and ranges, all
+/// from memory.
+struct CachedResponder {
+    let statistics: CacheStatistics
+
+    /// The validator of the gzip representation: a distinct strong tag (as Apache's
+    /// mod_deflate does), so no cache in front of us can confuse it with the identity bytes.
+    static func gzipETag(_ etag: String) -> String {
+        guard etag.hasSuffix("\"") else { return etag + "-gzip" }
+        return String(etag.dropLast()) + "-gzip\""
+    }
+
+    func send(_ record: CacheRecord, report: CacheReport, request: ReadRequest, response: ResponseWriter) throws {
+        switch record.state {
+        case .missing:
+            var error = HTTPError.notFound
+            error.headers += report.headers
+            try response.sendError(error)
+        case let .object(object):
+            try send(object, report: report, request: request, response: response)
+        }
+    }
+
+    private func send(_ object: CachedObject, report: CacheReport, request: ReadRequest, response: ResponseWriter) throws {
+        let metadata = object.metadata
+        let gzipTag = Self.gzipETag(metadata.etag)
+        let useGzip = object.isCompressed && ContentCoding.acceptsGzip(request.acceptEncoding)
+        var common: [(name: String, value: String)] = [("Last-Modified", metadata.lastModified)]
+        common += metadata.extraHeaders.map { ($0.name, $0.value) }
+        if object.isCompressed || ContentCoding.isCompressible(metadata.contentType) { common.append(("Vary", "Accept-Encoding")) }
+        common += report.headers
+
+        switch request.evaluate(etags: [metadata.etag, gzipTag], strongETag: metadata.etag, lastModified: metadata.lastModified) {
+        case .notModified:
+            try response.sendHead(status: 304, headers: [("ETag", useGzip ? gzipTag : metadata.etag)] + common)
+            return
+        case .failed:
+            var error = HTTPError(status: 412, code: "precondition_failed", message: "precondition failed")
+            error.headers += report.headers
+            try response.sendError(error)
+            return
+        case .proceed:
+            break
+        }
+
+        let length = object.originalLength
+        switch request.byteRange(length: length, strongETag: metadata.etag, lastModified: metadata.lastModified) {
+        case .unsatisfiable:
+            var error = HTTPError(status: 416, code: "range_not_satisfiable", message: "the requested range is not satisfiable")
+            error.headers += [("Content-Range", "bytes */\(length)")] + report.headers
+            try response.sendError(error)
+        case let .partial(start, end):
+            try response.sendHead(
+                status: 206,
+                headers: [
+                    ("Content-Type", metadata.contentType), ("Content-Length", String(end - start + 1)),
+                    ("Content-Range", "bytes \(start)-\(end)/\(length)"), ("ETag", metadata.etag), ("Accept-Ranges", "bytes"),
+                ] + common)
+            try sendOriginal(object, from: start, through: end, response: response)
+        case .whole where useGzip:
+            try response.sendHead(
+                status: 200,
+                headers: [
+                    ("Content-Type", metadata.contentType), ("Content-Encoding", "gzip"), ("Content-Length", String(object.body.count)),
+                    ("ETag", gzipTag), ("Accept-Ranges", "bytes"),
+                ] + common)
+            try sendStored(object, response: response)
+        case .whole:
+            try response.sendHead(
+                status: 200,
+                headers: [
+                    ("Content-Type", metadata.contentType), ("Content-Length", String(length)), ("ETag", metadata.etag),
+                    ("Accept-Ranges", "bytes"),
+                ] + common)
+            try sendOriginal(object, from: 0, through: length - 1, response: response)
+        }
+    }
+
+    private func sendStored(_ object: CachedObject, response: ResponseWriter) throws {
+        guard !response.isHead else { return }
+        try object.body.withUnsafeBytes { try response.sendBody($0) }
+        statistics.bytesServedFromCache.add(object.body.count, ordering: .relaxed)
+    }
+
+    /// Bytes `start...end` of the object as S3 holds it, inflating on the fly when stored compressed.
+    private func sendOriginal(_ object: CachedObject, from start: Int, through end: Int, response: ResponseWriter) throws {
+        guard !response.isHead, end >= start else { return }
+        defer { statistics.bytesServedFromCache.add(end - start + 1, ordering: .relaxed) }
+        guard object.isCompressed else {
+            try object.body.withUnsafeBytes { try response.sendBody(UnsafeRawBufferPointer(rebasing: $0[start...end])) }
+            return
+        }
+        let inflater = try GzipInflater(limit: Int64(object.originalLength))
+        var position = 0
+        try object.body.withUnsafeBytes { compressed in
+            var offset = 0
+            while offset < compressed.count, position <= end {
+                let chunk = UnsafeRawBufferPointer(rebasing: compressed[offset..<min(offset + 32 * 1024, compressed.count)])
+                try inflater.inflate(chunk) { piece in
+                    let pieceStart = position
+                    position += piece.count
+                    let low = max(start, pieceStart), high = min(end + 1, position)
+                    if low < high {
+                        try response.sendBody(UnsafeRawBufferPointer(rebasing: piece[(low - pieceStart)..<(high - pieceStart)]))
+                    }
+                }
+                offset += chunk.count
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import FastCGI
+public import ObjectCache
+public import Logging
+public import S3Client
+
+/// Everything the worker reads from its environment at startup.
+///
+/// The seed's variables keep their names and defaults; ours follow the same style.
+public struct Configuration: Sendable {
+    /// Backend address, credentials, region, timeouts (`S3_*`).
+    public var s3: S3Configuration
+    /// Which buckets may be used and how (`ALLOWED_BUCKETS`, default `public:read,private:all,local:all`).
+    public var accessRules: AccessRules
+    /// Bytes the cache may hold (`MAX_CACHE_SIZE`, MB unless a unit is given, default 300).
+    public var maxCacheSize: Int64
+    /// Seconds an entry is fresh (`CACHE_TTL`, default 300).
+    public var cacheTTL: Double
+    /// Seconds between cleanups of expired entries (`CLEANUP_INTERVAL`, default 60).
+    public var cleanupInterval: Double
+    /// Largest object kept in the cache, bytes (`MAX_OBJECT_SIZE`, default 1/8 of the cache).
+    /// `MAX_CACHE_SIZE=0` turns the cache off: every read goes to S3.
+    public var maxObjectSize: Int64
+    /// Seconds a 404 from S3 is remembered (`NEGATIVE_TTL`, default 10).
+    public var negativeTTL: Double
+    /// Seconds past expiry an entry is kept for revalidation and served if S3 fails (`STALE_IF_ERROR`, default 3600).
+    public var staleIfError: Double
+    /// Eviction policy (`CACHE_POLICY`: `s3fifo` or `lru`, default `s3fifo`; bench/README has the comparison).
+    public var cachePolicy: EvictionPolicyKind
+    /// Requests that may wait on S3 at once (`BACKEND_CONCURRENCY`, default three quarters of
+    /// `FCGI_THREADS`); beyond it a miss gets 503 at once, so a slow S3 never takes every thread from cache hits.
+    public var backendConcurrency: Int
+    /// Largest request body accepted by PUT, bytes, after gzip inflation (`MAX_UPLOAD_SIZE`, default 5G, S3's single-PUT limit).
+    public var maxUploadSize: Int64
+    /// Where to accept FastCGI when not socket-activated (`FCGI_LISTEN`, default `/run/s3cache/s3cache.sock`).
+    public var listen: ListenAddress
+    /// Listen backlog for a socket we open ourselves (`FCGI_BACKLOG`, default 1024).
+    public var backlog: Int32
+    /// Worker threads (`FCGI_THREADS`, default max(64, 16 × CPUs + 32)); must exceed nginx's
+    /// `keepalive` × `worker_processes` so kept connections never tie up every thread.
+    public var threads: Int
+    /// Least severe level written (`LOG_LEVEL`: trace, debug, info, notice, warning, error, critical; default info).
+    public var logLevel: Logger.Level
+
+    /// The cache's bounds and timing.
+    public var cacheSettings: CacheSettings {
+        CacheSettings(
+            capacity: Int(maxCacheSize), maxObjectSize: Int(maxObjectSize), ttl: cacheTTL, negativeTTL: negativeTTL,
+            staleGrace: staleIfError, policy: cachePolicy)
+    }
+
+    /// Reads the configuration from `KEY=VALUE` pairs (normally the process environment).
+    public static func load(from environment: [String: String]) throws(ConfigurationError) -> Configuration {
+        let env = EnvironmentReader(values: environment)
+        let s3 = S3Configuration(
+            endpoint: try endpoint(env),
+            useSSL: try env.bool("S3_USE_SSL", default: false),
+            region: env.string("S3_REGION", default: "us-east-1"),
+            credentials: S3Credentials(
+                accessKey: env.string("S3_ACCESS_KEY", default: "minioadmin"),
+                secretKey: env.string("S3_SECRET_KEY", default: "minioadmin")),
+            addressing: try addressing(env),
+            connectTimeout: try env.seconds("S3_CONNECT_TIMEOUT", default: 5, in: 0.1...300),
+            readTimeout: try env.seconds("S3_READ_TIMEOUT", default: 30, in: 1...3600),
+            caFile: env.raw("S3_CA_FILE"))
+
+        let rulesText = env.string("ALLOWED_BUCKETS", default: "public:read,private:all,local:all")
+        let rules: AccessRules
+        do {
+            rules = try AccessRules(parsing: rulesText)
+        } catch {
+            throw ConfigurationError(variable: "ALLOWED_BUCKETS", value: rulesText, reason: error.description)
+        }
+
+        let cacheSize = try env.size("MAX_CACHE_SIZE", default: 300 << 20, in: 0...(1 << 46))!
+        let objectSize = try env.size("MAX_OBJECT_SIZE", default: cacheSize / 8, in: 0...(1 << 46))!
+        guard objectSize <= cacheSize else {
+            throw ConfigurationError(
+                variable: "MAX_OBJECT_SIZE", value: env.raw("MAX_OBJECT_SIZE") ?? String(objectSize),
+                reason: "cannot exceed MAX_CACHE_SIZE (\(cacheSize) bytes)")
+        }
+        let uploadSize = try env.size("MAX_UPLOAD_SIZE", default: 5 << 30, in: 1...(5 << 40))!
+        let socketMode = try env.octalMode("FCGI_SOCKET_MODE", default: 0o660)
+        let listenText = env.string("FCGI_LISTEN", default: "/run/s3cache/s3cache.sock")
+        guard let listen = ListenAddress.parse(listenText, socketMode: socketMode) else {
+            throw ConfigurationError(
+                variable: "FCGI_LISTEN", value: listenText, reason: "expected a socket path or host:port")
+        }
+        let level = env.string("LOG_LEVEL", default: "info").lowercased()
+        guard let logLevel = Logger.Level(rawValue: level == "warn" ? "warning" : level) else {
+            throw ConfigurationError(
+                variable: "LOG_LEVEL", value: level,
+                reason: "expected trace, debug, info, notice, warning, error or critical")
+        }
+        let threads = try env.integer("FCGI_THREADS", default: defaultThreadCount(), in: 1...10_000)
+        let policyName = env.string("CACHE_POLICY", default: "s3fifo").lowercased()
+        guard let policy = EvictionPolicyKind(rawValue: policyName) else {
+            throw ConfigurationError(variable: "CACHE_POLICY", value: policyName, reason: "expected s3fifo or lru")
+        }
+        let backendConcurrency = try env.integer("BACKEND_CONCURRENCY", default: max(1, threads * 3 / 4), in: 1...10_000)
+        guard backendConcurrency < threads || threads == 1 else {
+            throw ConfigurationError(
+                variable: "BACKEND_CONCURRENCY", value: String(backendConcurrency),
+                reason: "must be below FCGI_THREADS (\(threads)) so that cache hits always have threads")
+        }
+        return Configuration(
+            s3: s3,
+            accessRules: rules,
+            maxCacheSize: cacheSize,
+            cacheTTL: try env.seconds("CACHE_TTL", default: 300, in: 0...(86_400 * 365)),
+            cleanupInterval: try env.seconds("CLEANUP_INTERVAL", default: 60, in: 1...86_400),
+            maxObjectSize: objectSize,
+            negativeTTL: try env.seconds("NEGATIVE_TTL", default: 10, in: 0...86_400),
+            staleIfError: try env.seconds("STALE_IF_ERROR", default: 3600, in: 0...(86_400 * 30)),
+            cachePolicy: policy,
+            backendConcurrency: backendConcurrency,
+            maxUploadSize: uploadSize,
+            listen: listen,
+            backlog: Int32(try env.integer("FCGI_BACKLOG", default: 1024, in: 1...65_535)),
+            threads: threads,
+            logLevel: logLevel)
+    }
+
+    /// Enough threads to outnumber nginx's kept connections (16 per nginx worker, one
+    /// nginx worker per CPU) with room for new ones.
+    static func defaultThreadCount() -> Int {
+        let cpus = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        return max(64, 16 * cpus + 32)
+    }
+
+    private static func endpoint(_ env: EnvironmentReader) throws(ConfigurationError) -> String {
+        let value = env.string("S3_ENDPOINT", default: "localhost:9000")
+        let forbidden: Set<Character> = ["/", "?", "#", "@", " "]
+        guard !value.contains(where: { forbidden.contains($0) }), !value.hasPrefix(":") else {
+            throw ConfigurationError(
+                variable: "S3_ENDPOINT", value: value,
+                reason: "expected host or host:port without a scheme or path (use S3_USE_SSL for https)")
+        }
+        if let colon = value.lastIndex(of: ":"), !value.hasSuffix("]") {
+            let port = value[value.index(after: colon)...]
+            guard let number = UInt16(port), number > 0 else {
+                throw ConfigurationError(variable: "S3_ENDPOINT", value: value, reason: "the port is not a number from 1 to 65535")
+            }
+        }
+        return value
+    }
+
+    private static func addressing(_ env: EnvironmentReader) throws(ConfigurationError) -> S3Addressing {
+        let value = env.string("S3_ADDRESSING", default: "path").lowercased()
+        guard let addressing = S3Addressing(rawValue: value) else {
+            throw ConfigurationError(variable: "S3_ADDRESSING", value: value, reason: "expected path or virtual")
+        }
+        return addressing
+    }
+}

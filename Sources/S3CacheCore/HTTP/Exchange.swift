@@ -1,0 +1,16 @@
+public import FastCGI
+
+/// One request/response as the handlers see it: parameters in, body in, bytes out.
+///
+/// `FastCGIRequest` is the real one; tests use an in-memory one.
+public protocol Exchange: AnyObject {
+    /// A CGI parameter: `REQUEST_METHOD`, `REQUEST_URI`, `HTTP_RANGE`, …
+    func param(_ name: String) -> String?
+    /// Up to `buffer.count` bytes of the request body; 0 at its end.
+    func readBody(into buffer: UnsafeMutableRawBufferPointer) -> Int
+    func write(_ bytes: UnsafeRawBufferPointer) throws
+    func write(_ text: String) throws
+    func flush() throws
+}
+
+extension FastCGIRequest: Exchange {}

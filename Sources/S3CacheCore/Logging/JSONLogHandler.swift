@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import Logging
+
+/// Writes each log record as one JSON line to a file descriptor (stdout for journald).
+///
+/// One `write(2)` per line, so lines from different threads never interleave.
+/// Metadata keys become top-level fields; integers and doubles stay JSON numbers.
+public struct JSONLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    private let label: String
+    private let fd: Int32
+
+    public init(label: String, level: Logger.Level = .info, fd: Int32 = 1) {
+        self.label = label
+        self.logLevel = level
+        self.fd = fd
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var fields: [(String, JSON.Value)] = [
+            ("time", .string(Self.timestamp())),
+            ("level", .string(event.level.rawValue)),
+            ("msg", .string(event.message.description)),
+        ]
+        let merged = event.metadata.map { metadata.merging($0) { _, new in new } } ?? metadata
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+            fields.append((key, Self.json(value)))
+        }
+        var line = JSON.object(fields)
+        line += "\n"
+        line.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 { return }
+                offset += written
+            }
+        }
+    }
+
+    static func json(_ value: Logger.Metadata.Value) -> JSON.Value {
+        switch value {
+        case let .string(text): return .string(text)
+        case let .stringConvertible(item):
+            if let number = item as? any BinaryInteger { return .int(Int64(clamping: number)) }
+            if let number = item as? Double { return .double(number) }
+            if let flag = item as? Bool { return .bool(flag) }
+            return .string(item.description)
+        case let .array(items): return .string("[" + items.map(\.description).joined(separator: ", ") + "]")
+        case let .dictionary(items):
+            return .object(items.sorted { $0.key < $1.key }.map { ($0.key, json($0.value)) })
+        }
+    }
+
+    /// RFC 3339 UTC with milliseconds.
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var parts = tm()
+        var seconds = now.tv_sec
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+    }
+}

@@ -1,0 +1,104 @@
+/// What a request URI asks for, parsed once from the raw `REQUEST_URI`.
+public enum Route: Equatable, Sendable {
+    /// `/objects/{bucket}/{key}` with both parts percent-decoded once and validated.
+    case object(ObjectAddress)
+    /// `/objects/…` whose bucket or key is unusable; never reaches S3.
+    case invalidObject(reason: String)
+    case health
+    /// `GET /stats`: cache statistics as JSON.
+    case stats
+    case notFound
+
+    /// Parses the raw request target as nginx received it (`$request_uri`).
+    ///
+    /// We never route on nginx's normalised `$uri`: it has already resolved `..` and decoded
+    /// escapes, which is exactly what must be refused rather than followed into another bucket.
+    public static func parse(requestURI: String) -> Route {
+        let path = requestURI.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        if path == "/health" { return .health }
+        if path == "/stats" { return .stats }
+        let prefix = "/objects/"
+        guard path.hasPrefix(prefix) else { return path == "/objects" ? .invalidObject(reason: "missing bucket and key") : .notFound }
+        let rest = path.dropFirst(prefix.count)
+        // Split on the raw `/` first: an encoded %2F inside the bucket part stays in the bucket
+        // name (and fails its rules) instead of moving the split.
+        guard let slash = rest.firstIndex(of: "/") else { return .invalidObject(reason: "missing object key") }
+        switch ObjectAddress.validated(rawBucket: rest[..<slash], rawKey: rest[rest.index(after: slash)...]) {
+        case let .success(address): return .object(address)
+        case let .failure(problem): return .invalidObject(reason: problem.reason)
+        }
+    }
+}
+
+/// A bucket and key that passed validation.
+public struct ObjectAddress: Equatable, Sendable, CustomStringConvertible {
+    public let bucket: String
+    public let key: String
+
+    struct Problem: Error {
+        let reason: String
+    }
+
+    /// Largest key S3 accepts, in UTF-8 bytes.
+    static let maxKeyBytes = 1024
+
+    static func validated(rawBucket: Substring, rawKey: Substring) -> Result<ObjectAddress, Problem> {
+        guard let bucketBytes = PercentDecoding.decode(rawBucket), let bucket = String(validating: bucketBytes, as: UTF8.self),
+              BucketName.isValid(bucket)
+        else { return .failure(Problem(reason: "invalid bucket name")) }
+        guard let keyBytes = PercentDecoding.decode(rawKey) else {
+            return .failure(Problem(reason: "malformed percent-encoding in key"))
+        }
+        guard !keyBytes.isEmpty else { return .failure(Problem(reason: "missing object key")) }
+        guard keyBytes.count <= maxKeyBytes else {
+            return .failure(Problem(reason: "object key longer than \(maxKeyBytes) bytes"))
+        }
+        guard let key = String(validating: keyBytes, as: UTF8.self) else {
+            return .failure(Problem(reason: "object key is not valid UTF-8"))
+        }
+        guard !key.unicodeScalars.contains(where: isControl) else {
+            return .failure(Problem(reason: "object key contains control characters"))
+        }
+        for segment in key.split(separator: "/", omittingEmptySubsequences: false) where segment == "." || segment == ".." {
+            return .failure(Problem(reason: "object key contains a '.' or '..' segment"))
+        }
+        return .success(ObjectAddress(bucket: bucket, key: key))
+    }
+
+    /// C0 and C1 controls and DEL.
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value)
+    }
+
+    public var description: String { "\(bucket)/\(key)" }
+}
+
+/// Percent-decoding of a URI path component, applied exactly once.
+enum PercentDecoding {
+    /// The decoded bytes, or nil when a `%` is not followed by two hex digits.
+    static func decode(_ text: Substring) -> [UInt8]? {
+        var output: [UInt8] = []
+        output.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                output.append(byte)
+                continue
+            }
+            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                return nil
+            }
+            output.append(high << 4 | low)
+        }
+        return output
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,53 @@
+public import ObjectCache
+import Synchronization
+
+/// What every worker thread shares: the cache and the bound on requests waiting for S3.
+public final class SharedState: Sendable {
+    /// Nil when caching is off.
+    public let cache: ObjectCache?
+    let gate: BackendGate
+
+    public init(configuration: Configuration, clock: any CacheClock = MonotonicClock()) {
+        cache = configuration.maxCacheSize > 0 ? ObjectCache(settings: configuration.cacheSettings, clock: clock) : nil
+        gate = BackendGate(limit: configuration.backendConcurrency)
+    }
+
+    /// `GET /stats`.
+    func statisticsJSON() -> String {
+        guard let cache else {
+            return JSON.object([("enabled", .bool(false)), ("backend_in_flight", .int(Int64(gate.current)))])
+        }
+        let usage = cache.usage()
+        let stats = cache.statistics
+        func count(_ counter: borrowing Atomic<Int>) -> JSON.Value { .int(Int64(counter.load(ordering: .relaxed))) }
+        let hits = stats.hits.load(ordering: .relaxed), misses = stats.misses.load(ordering: .relaxed)
+        let saved = hits + stats.negativeHits.load(ordering: .relaxed) + stats.coalesced.load(ordering: .relaxed)
+            + stats.revalidations.load(ordering: .relaxed) + stats.staleServes.load(ordering: .relaxed)
+        let ratio = usage.originalBytes > 0 ? Double(usage.storedBodyBytes) / Double(usage.originalBytes) : 1
+        return JSON.object([
+            ("enabled", .bool(true)),
+            ("policy", .string(cache.settings.policy.rawValue)),
+            ("entries", .int(Int64(usage.entries))),
+            ("bytes", .int(Int64(usage.bytes))),
+            ("bound_bytes", .int(Int64(cache.settings.capacity))),
+            ("max_object_bytes", .int(Int64(cache.settings.maxObjectSize))),
+            ("hits", count(stats.hits)),
+            ("misses", count(stats.misses)),
+            ("negative_hits", count(stats.negativeHits)),
+            ("revalidations", count(stats.revalidations)),
+            ("stale_serves", count(stats.staleServes)),
+            ("bypasses", count(stats.bypasses)),
+            ("coalesced", count(stats.coalesced)),
+            ("evictions", count(stats.evictions)),
+            ("expired", count(stats.expired)),
+            ("backend_rejections", count(stats.backendRejections)),
+            ("backend_in_flight", .int(Int64(gate.current))),
+            ("hit_ratio", .double(hits + misses > 0 ? Double(hits) / Double(hits + misses) : 0)),
+            ("compression_ratio", .double(ratio)),
+            ("original_bytes", .int(Int64(usage.originalBytes))),
+            ("stored_body_bytes", .int(Int64(usage.storedBodyBytes))),
+            ("bytes_served_from_cache", count(stats.bytesServedFromCache)),
+            ("backend_fetches_saved", .int(Int64(saved))),
+        ])
+    }
+}

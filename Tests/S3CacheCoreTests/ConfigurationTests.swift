@@ -1,0 +1,77 @@
+import FastCGI
+@testable import S3CacheCore
+import S3Client
+import Testing
+
+@Suite struct ConfigurationTests {
+    @Test func defaultsFollowTheDesignTable() throws {
+        let config = try Configuration.load(from: [:])
+        #expect(config.s3.endpoint == "localhost:9000")
+        #expect(config.s3.credentials == S3Credentials(accessKey: "minioadmin", secretKey: "minioadmin"))
+        #expect(config.s3.useSSL == false)
+        #expect(config.s3.region == "us-east-1")
+        #expect(config.s3.addressing == .path)
+        #expect(config.accessRules == (try AccessRules(parsing: "public:read,private:all,local:all")))
+        #expect(config.maxCacheSize == 300 << 20)
+        #expect(config.cacheTTL == 300)
+        #expect(config.cleanupInterval == 60)
+        #expect(config.maxObjectSize == (300 << 20) / 8)
+        #expect(config.maxUploadSize == 5 << 30)
+        #expect(config.listen == .unix(path: "/run/s3cache/s3cache.sock", mode: 0o660))
+        #expect(config.threads >= 64)
+        #expect(config.logLevel == .info)
+    }
+
+    @Test func valuesAreParsed() throws {
+        let config = try Configuration.load(from: [
+            "S3_ENDPOINT": "s3.example.com:443", "S3_USE_SSL": "true", "S3_REGION": "eu-west-3",
+            "S3_ADDRESSING": "virtual", "ALLOWED_BUCKETS": "assets:read", "MAX_CACHE_SIZE": "64",
+            "MAX_OBJECT_SIZE": "512K", "MAX_UPLOAD_SIZE": "1G", "CACHE_TTL": "2.5", "FCGI_LISTEN": "127.0.0.1:9001",
+            "FCGI_THREADS": "8", "FCGI_SOCKET_MODE": "0666", "LOG_LEVEL": "WARN", "S3_READ_TIMEOUT": "12",
+        ])
+        #expect(config.s3.endpoint == "s3.example.com:443")
+        #expect(config.s3.useSSL)
+        #expect(config.s3.addressing == .virtualHost)
+        #expect(config.s3.readTimeout == 12)
+        #expect(config.maxCacheSize == 64 << 20)
+        #expect(config.maxObjectSize == 512 << 10)
+        #expect(config.maxUploadSize == 1 << 30)
+        #expect(config.cacheTTL == 2.5)
+        #expect(config.listen == .tcp(host: "127.0.0.1", port: 9001))
+        #expect(config.threads == 8)
+        #expect(config.logLevel == .warning)
+        #expect(try Configuration.load(from: ["FCGI_LISTEN": "/tmp/x.sock", "FCGI_SOCKET_MODE": "0666"]).listen
+            == .unix(path: "/tmp/x.sock", mode: 0o666))
+    }
+
+    @Test(arguments: [
+        ("S3_USE_SSL", "maybe"), ("FCGI_THREADS", "0"), ("FCGI_THREADS", "many"), ("MAX_CACHE_SIZE", "-1"),
+        ("MAX_CACHE_SIZE", "12T"), ("CACHE_TTL", "soon"), ("S3_ENDPOINT", "http://host:9000"),
+        ("S3_ENDPOINT", "host:99999"), ("ALLOWED_BUCKETS", "public:admin"), ("FCGI_LISTEN", "nonsense"),
+        ("FCGI_SOCKET_MODE", "0999"), ("LOG_LEVEL", "loud"), ("S3_ADDRESSING", "dns"), ("MAX_UPLOAD_SIZE", "0"),
+    ])
+    func badValuesNameTheVariable(variable: String, value: String) {
+        do {
+            _ = try Configuration.load(from: [variable: value])
+            Issue.record("\(variable)=\(value) was accepted")
+        } catch {
+            #expect(error.variable == variable)
+            #expect(error.description.hasPrefix("\(variable)=\"\(value)\" is invalid"))
+        }
+    }
+
+    @Test func secretsNeverAppearInErrors() {
+        let error = ConfigurationError(variable: "S3_SECRET_KEY", value: "hunter2", reason: "bad")
+        #expect(!error.description.contains("hunter2"))
+        #expect(!String(describing: S3Credentials(accessKey: "AK", secretKey: "hunter2")).contains("hunter2"))
+    }
+
+    @Test func sizesAcceptUnits() {
+        #expect(EnvironmentReader.parseSize("300") == 300 << 20)
+        #expect(EnvironmentReader.parseSize("512K") == 512 << 10)
+        #expect(EnvironmentReader.parseSize("2 GiB") == 2 << 30)
+        #expect(EnvironmentReader.parseSize("100b") == 100)
+        #expect(EnvironmentReader.parseSize("1.5G") == nil)
+        #expect(EnvironmentReader.parseSize("G") == nil)
+    }
+}
