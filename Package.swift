@@ -15,7 +15,9 @@ let package = Package(
         .executable(name: "s3cache", targets: ["s3cache"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2")
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Thin C targets: a modulemap and a shim header each, nothing else.
@@ -34,6 +36,8 @@ let package = Package(
             dependencies: [
                 "CMalloc", "FastCGI", "Gzip", "ObjectCache", "S3Client",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),

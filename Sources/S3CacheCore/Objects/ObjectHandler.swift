@@ -39,22 +39,29 @@ final class ObjectHandler {
             if let cachedReads { return try cachedReads.head(address, request: request, response: response) }
             try gate.withPermit { try Passthrough(store: store).head(address, headers: request.forwardedHeaders, response: response) }
         case .put:
-            try writing(address) { try put(address, exchange: exchange, response: response) }
+            try writing(address, response: response) { try put(address, exchange: exchange) }
         case .delete:
-            try writing(address) { try delete(address, response: response) }
+            try writing(address, response: response) { try delete(address) }
         }
         return nil
     }
 
-    /// Runs a write and then invalidates the key, whatever the outcome: even a failed or
-    /// timed-out write may have reached S3, and a stale read after a write is the one thing
-    /// the cache must never do.
-    private func writing(_ address: ObjectAddress, _ body: () throws -> Void) throws {
-        defer { cache?.invalidate(address.cacheKey) }
-        try gate.withPermit(body)
+    /// Runs a write, invalidates the key, and only then answers.
+    ///
+    /// The invalidation happens whatever the outcome (even a failed or timed-out write may have
+    /// reached S3) and before the first byte of the answer, so a client that saw the 200 can
+    /// never read the old version afterwards: a stale read after a write is the one thing the
+    /// cache must never do.
+    private func writing(_ address: ObjectAddress, response: ResponseWriter, _ body: () throws -> WriteAnswer) throws {
+        let answer: WriteAnswer
+        do {
+            defer { cache?.invalidate(address.cacheKey) }
+            answer = try gate.withPermit(body)
+        }
+        try answer.send(response)
     }
 
-    private func put(_ address: ObjectAddress, exchange: any Exchange, response: ResponseWriter) throws {
+    private func put(_ address: ObjectAddress, exchange: any Exchange) throws -> WriteAnswer {
         let body = try uploadBody(exchange)
         defer { body.close() }
         var headers = forwarded(Self.forwardedWriteHeaders, from: exchange)
@@ -77,20 +84,19 @@ final class ObjectHandler {
             return count
         }
         let etag = head.header("ETag") ?? ""
-        try response.sendJSON(
-            status: 200,
+        return .stored(
             JSON.object([
                 ("bucket", .string(address.bucket)), ("key", .string(address.key)),
                 ("etag", .string(etag)), ("size", .int(expected)),
             ]),
-            headers: etag.isEmpty ? [] : [("ETag", etag)])
+            etag: etag)
     }
 
-    private func delete(_ address: ObjectAddress, response: ResponseWriter) throws {
+    private func delete(_ address: ObjectAddress) throws -> WriteAnswer {
         // S3 answers 204 whether or not the key existed; our API promises 404 for a missing one.
         _ = try store.headObject(bucket: address.bucket, key: address.key, headers: [])
         try store.deleteObject(bucket: address.bucket, key: address.key)
-        try response.sendHead(status: 204, headers: [])
+        return .deleted
     }
 
     private func uploadBody(_ exchange: any Exchange) throws -> UploadBody {
@@ -118,4 +124,21 @@ struct ClientAbort: Error, CustomStringConvertible {
     let received: Int64
     let expected: Int64
     var description: String { "request body ended after \(received) of \(expected) bytes" }
+}
+
+/// The answer to a write, decided once S3 has it and sent only after the cache forgot the key.
+enum WriteAnswer {
+    /// PUT: 200 with a JSON summary and S3's ETag.
+    case stored(_ json: String, etag: String)
+    /// DELETE: 204.
+    case deleted
+
+    func send(_ response: ResponseWriter) throws {
+        switch self {
+        case let .stored(json, etag):
+            try response.sendJSON(status: 200, json, headers: etag.isEmpty ? [] : [("ETag", etag)])
+        case .deleted:
+            try response.sendHead(status: 204, headers: [])
+        }
+    }
 }
