@@ -25,16 +25,16 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CCurl", path: "Sources/CCurl"),
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto"),
-        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
+        .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
 
-        .target(name: "FastCGI", dependencies: ["CFastCGI"], swiftSettings: swiftSettings),
+        .target(name: "FastCGI", dependencies: ["CFastCGI", "CLinux"], swiftSettings: swiftSettings),
         .target(name: "Gzip", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         .target(name: "ObjectCache", dependencies: ["Gzip"], swiftSettings: swiftSettings),
         .target(name: "S3Client", dependencies: ["CCurl", "CCrypto"], swiftSettings: swiftSettings),
         .target(
             name: "S3CacheCore",
             dependencies: [
-                "CMalloc", "FastCGI", "Gzip", "ObjectCache", "S3Client",
+                "CLinux", "FastCGI", "Gzip", "ObjectCache", "S3Client",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

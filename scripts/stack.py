@@ -206,6 +206,7 @@ class Stack:
       nginx_workers   nginx ``worker_processes`` (default 2, as on a 2-core machine with ``auto``)
       start_worker    False starts moto and nginx only (for checking the harness itself)
       snippets_dir    where the shipped ``s3cache-*.conf`` files are (default ``nginx/`` of the repo)
+      worker_args     extra command-line arguments for the worker (``["--config", path]``)
     """
 
     def __init__(self, *, root: str | Path | None = None, binary: str | Path | None = None,
@@ -215,12 +216,13 @@ class Stack:
                  buckets: Iterable[str] = DEFAULT_BUCKETS, extra_buckets: Iterable[str] = (),
                  demo_objects: bool = False, nginx_workers: int = 2, start_worker: bool = True,
                  keep: bool = False, secret_key: str | None = None, startup_timeout: float = 30.0,
-                 snippets_dir: str | Path | None = None):
+                 snippets_dir: str | Path | None = None, worker_args: Iterable[str] = ()):
         if launcher not in (None, SOCKET_ACTIVATE):
             raise ValueError(f"launcher must be None or {SOCKET_ACTIVATE!r}")
         self.binary = Path(binary or os.environ.get("S3CACHE_BIN") or DEFAULT_BINARY)
         self.snippets_dir = Path(snippets_dir) if snippets_dir else REPO / "nginx"
         self.worker_overrides: dict[str, str | None] = dict(worker_env or {})
+        self.worker_args = list(worker_args)
         self.threads = threads
         self.tls = tls
         self.launcher = launcher
@@ -414,7 +416,7 @@ class Stack:
             argv = [_which(SOCKET_ACTIVATE), f"--listen={self.socket_path}"]
             # systemd-socket-activate gives the daemon only LISTEN_* and the -E variables.
             argv += [f"--setenv={name}={value}" for name, value in env.items() if name != "FCGI_LISTEN"]
-            argv.append(str(self.binary))
+            argv += [str(self.binary), *self.worker_args]
             self.worker = _Process("worker (systemd-socket-activate)", argv, env=env, stdout=stdout, stderr=stderr)
             # It binds now and execs the worker (same PID) on the first connection. The file's
             # mode is 0644; a real install sets SocketMode/SocketGroup in s3cache.socket.
@@ -422,7 +424,7 @@ class Stack:
                        check=self.worker.ensure_alive)
             os.chmod(self.socket_path, 0o666)
         else:
-            self.worker = _Process("worker", [str(self.binary)], env=env, stdout=stdout, stderr=stderr)
+            self.worker = _Process("worker", [str(self.binary), *self.worker_args], env=env, stdout=stdout, stderr=stderr)
             wait_until(self._socket_accepts, self.startup_timeout, f"worker socket {self.socket_path}",
                        check=self.worker.ensure_alive)
 

@@ -8,19 +8,38 @@ public final class FastCGIRequest {
     private var request = FCGX_Request()
     private var outputFailed = false
 
-    /// Prepares a request slot that accepts on `listenFD`.
-    public init(listenFD: Int32) {
-        FCGX_InitRequest(&request, listenFD, 0)
+    /// Prepares a request slot for connections handed to it with `adopt(connection:)`.
+    ///
+    /// libfcgi gets no listen socket (-1): the pool accepts connections itself, so that it can
+    /// stop accepting on shutdown. When a kept connection fails, `FCGX_Accept_r` then returns
+    /// an error instead of blocking in its own `accept()`.
+    public init() {
+        FCGX_InitRequest(&request, -1, 0)
     }
 
     deinit {
         FCGX_Free(&request, 1)
     }
 
-    /// Blocks until the next request arrives (on a kept connection or a new one).
+    /// The connection requests are read from, or -1 when none is open.
     ///
-    /// Returns false when the listen socket is unusable (closed during shutdown).
-    public func accept() -> Bool {
+    /// `ipcFd` and `keepConnection` are below libfcgi's "don't use" line in `fcgiapp.h`; the
+    /// pool needs both to own accepting, and they have kept their meaning since libfcgi 2.4.0.
+    public var connection: Int32 { request.ipcFd }
+
+    /// Makes `fd`, a freshly accepted connection, the one the next request is read from.
+    public func adopt(connection fd: Int32) {
+        precondition(request.ipcFd < 0, "adopting a connection while another is open")
+        request.ipcFd = fd
+        // FCGX_Accept_r first finishes the previous request and closes its connection unless it
+        // was kept; the new connection must survive that.
+        request.keepConnection = 1
+    }
+
+    /// Reads the next request on the current connection (blocking until its parameters arrived).
+    ///
+    /// Returns false when the connection ended or broke instead; it is closed then.
+    public func readNext() -> Bool {
         outputFailed = false
         return FCGX_Accept_r(&request) >= 0
     }
@@ -28,6 +47,12 @@ public final class FastCGIRequest {
     /// Flushes the response and ends the request; the connection stays open if nginx asked to keep it.
     public func finish() {
         FCGX_Finish_r(&request)
+    }
+
+    /// Closes the current connection, if any (nginx retries a request it sent on a kept
+    /// connection that closes before answering).
+    public func closeConnection() {
+        FCGX_Free(&request, 1)
     }
 
     /// A FastCGI parameter (`REQUEST_METHOD`, `HTTP_RANGE`, …) of the current request.

@@ -7,36 +7,49 @@ import S3CacheCore
 /// Exit status for a configuration that cannot be used (sysexits' EX_CONFIG); the unit's
 /// `RestartPreventExitStatus=78` stops systemd from restarting into the same mistake.
 let exitConfigurationError: Int32 = 78
+/// Exit status for a wrong command line (sysexits' EX_USAGE).
+let exitUsage: Int32 = 64
 
-let arguments = CommandLine.arguments.dropFirst()
-if arguments.contains("--version") || arguments.contains("-V") {
+let options: CommandLineOptions
+do {
+    options = try CommandLineOptions(parsing: Array(CommandLine.arguments.dropFirst()))
+} catch {
+    writeStandardError("s3cache: \(error)\n\n\(CommandLineOptions.usage)\n")
+    exit(exitUsage)
+}
+switch options.action {
+case .version:
     print("s3cache \(S3CacheVersion.current)")
     exit(0)
-}
-if arguments.contains("--help") || arguments.contains("-h") {
-    print(S3CacheVersion.usage)
+case .help:
+    print(CommandLineOptions.usage)
     exit(0)
-}
-if let unknown = arguments.first {
-    writeStandardError("s3cache: unknown argument \(unknown)\n\(S3CacheVersion.usage)\n")
-    exit(64)
+case .checkConfiguration, .serve:
+    break
 }
 
 let environment = processEnvironment()
+let source = ConfigurationSource(
+    path: options.configPath ?? ConfigurationSource.defaultPath, pathIsRequired: options.configPath != nil,
+    environment: environment)
 let configuration: Configuration
 do {
-    configuration = try Configuration.load(from: environment)
+    configuration = try source.load()
 } catch {
     writeStandardError("s3cache: configuration error: \(error)\n")
     exit(exitConfigurationError)
 }
+if case .checkConfiguration = options.action {
+    print("s3cache: configuration OK (\(source.path ?? "environment only"); buckets \(configuration.accessRules))")
+    exit(0)
+}
 
-let logLevel = configuration.logLevel
+let logLevel = LogLevelSetting(configuration.logLevel)
 LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: logLevel) }
 let logger = Logger(label: "s3cache")
 
 do {
-    try Server.run(configuration: configuration, environment: environment, logger: logger)
+    try Server.run(source: source, configuration: configuration, logLevel: logLevel, environment: environment, logger: logger)
     exit(0)
 } catch {
     logger.critical("cannot start", metadata: ["error": .string(String(describing: error))])

@@ -98,11 +98,20 @@ final class FakeStore: ObjectStore {
         objects["\(bucket)/\(key)"] = nil
         return S3ResponseHead(status: 204, headers: [])
     }
+
+    /// Buckets that answer HEAD; any other bucket is NoSuchBucket.
+    var buckets: Set<String> = ["public", "private", "local"]
+
+    func headBucket(bucket: String) throws -> S3ResponseHead {
+        calls.append("HEAD \(bucket)")
+        guard buckets.contains(bucket) else { throw S3Error.service(status: 404, code: "NoSuchBucket", message: nil, requestID: nil) }
+        return S3ResponseHead(status: 200, headers: [])
+    }
 }
 
 func makeGateway(store: FakeStore, environment: [String: String] = [:]) throws -> Gateway {
     let configuration = try Configuration.load(from: environment)
     return Gateway(
-        configuration: configuration, store: store, shared: SharedState(configuration: configuration),
+        configuration: configuration, connection: store, shared: SharedState(configuration: configuration),
         logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
 }

@@ -6,14 +6,18 @@ import Synchronization
 /// flight, so threads working on different keys rarely meet. Every operation under a shard
 /// lock is O(1) except `removeExpired`, which walks one shard at a time.
 public final class ObjectCache: Sendable {
+    /// The bounds and policy the cache was built with; the timing in it is the initial one
+    /// (see `updateTiming`).
     public let settings: CacheSettings
     public let clock: any CacheClock
     public let statistics = CacheStatistics()
     private let shards: [Shard]
+    private let timing: Mutex<CacheTiming>
 
     public init(settings: CacheSettings, clock: any CacheClock = MonotonicClock()) {
         self.settings = settings
         self.clock = clock
+        timing = Mutex(CacheTiming(ttl: settings.ttl, negativeTTL: settings.negativeTTL, staleGrace: settings.staleGrace))
         let count = settings.shardCount
         shards = (0..<count).map { _ in Shard(capacity: settings.capacity / count, policy: settings.policy) }
     }
@@ -112,23 +116,38 @@ public final class ObjectCache: Sendable {
     /// A fresh record for a fetched object or a 404, timed by the settings.
     public func makeRecord(_ state: CachedState, key: String) -> CacheRecord {
         let now = clock.now()
+        let timing = timing.withLock { $0 }
         switch state {
         case .object:
-            return CacheRecord(state: state, key: key, freshUntil: now + settings.ttl, keepUntil: now + settings.ttl + settings.staleGrace)
+            return CacheRecord(state: state, key: key, freshUntil: now + timing.ttl, keepUntil: now + timing.ttl + timing.staleGrace)
         case .missing:
-            return CacheRecord(state: state, key: key, freshUntil: now + settings.negativeTTL, keepUntil: now + settings.negativeTTL)
+            return CacheRecord(state: state, key: key, freshUntil: now + timing.negativeTTL, keepUntil: now + timing.negativeTTL)
         }
     }
 
     /// `record` with its freshness restarted (after a 304 from S3).
     public func renew(_ record: CacheRecord, key: String) -> CacheRecord {
         let now = clock.now()
-        return record.renewed(key: key, freshUntil: now + settings.ttl, keepUntil: now + settings.ttl + settings.staleGrace)
+        let timing = timing.withLock { $0 }
+        return record.renewed(key: key, freshUntil: now + timing.ttl, keepUntil: now + timing.ttl + timing.staleGrace)
+    }
+
+    /// Changes how long new and renewed entries stay fresh (a configuration reload). Entries
+    /// already held keep the times they were given.
+    public func updateTiming(ttl: Double, negativeTTL: Double, staleGrace: Double) {
+        timing.withLock { $0 = CacheTiming(ttl: ttl, negativeTTL: negativeTTL, staleGrace: staleGrace) }
     }
 
     private func shard(for key: String) -> Shard {
         shards[Int(UInt(bitPattern: key.hashValue) & UInt(shards.count - 1))]
     }
+}
+
+/// Seconds an entry stays fresh, and kept after that; changed live by a reload.
+struct CacheTiming {
+    var ttl: Double
+    var negativeTTL: Double
+    var staleGrace: Double
 }
 
 /// Entries and bytes held.

@@ -9,7 +9,7 @@ public import S3Client
 /// Everything the worker reads from its environment at startup.
 ///
 /// The seed's variables keep their names and defaults; ours follow the same style.
-public struct Configuration: Sendable {
+public struct Configuration: Sendable, Equatable {
     /// Backend address, credentials, region, timeouts (`S3_*`).
     public var s3: S3Configuration
     /// Which buckets may be used and how (`ALLOWED_BUCKETS`, default `public:read,private:all,local:all`).

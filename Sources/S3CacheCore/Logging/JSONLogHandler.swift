@@ -2,6 +2,7 @@
 import Glibc
 #endif
 public import Logging
+import Synchronization
 
 /// Writes each log record as one JSON line to a file descriptor (stdout for journald).
 ///
@@ -9,14 +10,20 @@ public import Logging
 /// Metadata keys become top-level fields; integers and doubles stay JSON numbers.
 public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level
+    private let level: LogLevelSetting
     private let label: String
     private let fd: Int32
 
-    public init(label: String, level: Logger.Level = .info, fd: Int32 = 1) {
+    /// - Parameter level: shared by every logger of the process, so a reload changes them all.
+    public init(label: String, level: LogLevelSetting, fd: Int32 = 1) {
         self.label = label
-        self.logLevel = level
+        self.level = level
         self.fd = fd
+    }
+
+    public var logLevel: Logger.Level {
+        get { level.value }
+        set { level.value = newValue }
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -74,5 +81,20 @@ public struct JSONLogHandler: LogHandler {
         }
         return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+    }
+}
+
+/// The least severe level logged, changed live by a configuration reload.
+public final class LogLevelSetting: Sendable {
+    private static let levels = Logger.Level.allCases
+    private let index: Atomic<Int>
+
+    public init(_ level: Logger.Level) {
+        index = Atomic(Self.levels.firstIndex(of: level) ?? 0)
+    }
+
+    public var value: Logger.Level {
+        get { Self.levels[index.load(ordering: .relaxed)] }
+        set { index.store(Self.levels.firstIndex(of: newValue) ?? 0, ordering: .relaxed) }
     }
 }

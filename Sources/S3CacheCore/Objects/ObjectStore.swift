@@ -23,6 +23,10 @@ public protocol ObjectStore: AnyObject {
 
     @discardableResult
     func deleteObject(bucket: String, key: String) throws -> S3ResponseHead
+
+    /// Whether the bucket exists and our credentials reach it (readiness checks).
+    @discardableResult
+    func headBucket(bucket: String) throws -> S3ResponseHead
 }
 
 extension S3Connection: ObjectStore {}

@@ -4,9 +4,14 @@ public enum Route: Equatable, Sendable {
     case object(ObjectAddress)
     /// `/objects/…` whose bucket or key is unusable; never reaches S3.
     case invalidObject(reason: String)
+    /// `GET /health`: liveness, answered by the worker alone.
     case health
+    /// `GET /ready`: readiness, which checks that S3 answers.
+    case ready
     /// `GET /stats`: cache statistics as JSON.
     case stats
+    /// `GET /metrics`: Prometheus text exposition.
+    case metrics
     case notFound
 
     /// Parses the raw request target as nginx received it (`$request_uri`).
@@ -15,8 +20,13 @@ public enum Route: Equatable, Sendable {
     /// escapes, which is exactly what must be refused rather than followed into another bucket.
     public static func parse(requestURI: String) -> Route {
         let path = requestURI.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        if path == "/health" { return .health }
-        if path == "/stats" { return .stats }
+        switch path {
+        case "/health": return .health
+        case "/ready": return .ready
+        case "/stats": return .stats
+        case "/metrics": return .metrics
+        default: break
+        }
         let prefix = "/objects/"
         guard path.hasPrefix(prefix) else { return path == "/objects" ? .invalidObject(reason: "missing bucket and key") : .notFound }
         let rest = path.dropFirst(prefix.count)

@@ -7,25 +7,45 @@ import S3Client
 /// handler over this thread's store, and the access log.
 public final class Gateway {
     private let rules: AccessRules
+    private let store: any ObjectStore
     private let objects: ObjectHandler
     private let shared: SharedState
     private let logger: Logger
+    private let recorder: RequestRecorder
 
     /// - Parameters:
-    ///   - store: this thread's own connection to S3.
-    ///   - shared: what all threads share (cache, backend bound).
-    public init(configuration: Configuration, store: any ObjectStore, shared: SharedState, logger: Logger) {
+    ///   - configuration: the configuration in force when this gateway was built.
+    ///   - store: this thread's own connection to S3 (measured: every call counts in the metrics).
+    ///   - shared: what all threads share (cache, backend bound, metrics).
+    ///   - recorder: this thread's request metrics, kept across gateways when a reload rebuilds it.
+    init(configuration: Configuration, store: any ObjectStore, shared: SharedState, logger: Logger, recorder: RequestRecorder) {
         self.rules = configuration.accessRules
+        self.store = store
         self.shared = shared
         self.objects = ObjectHandler(
             store: store, maxUploadSize: configuration.maxUploadSize, gate: shared.gate, cache: shared.cache,
             flightTimeout: configuration.s3.connectTimeout + 2 * configuration.s3.readTimeout)
         self.logger = logger
+        self.recorder = recorder
+    }
+
+    /// A gateway for one worker thread, measuring its calls to `connection`.
+    public convenience init(configuration: Configuration, connection: any ObjectStore, shared: SharedState, logger: Logger) {
+        self.init(
+            configuration: configuration, store: MeteredStore(connection, metrics: shared.metrics), shared: shared,
+            logger: logger, recorder: shared.metrics.makeRequestRecorder())
+    }
+
+    /// The same thread's gateway for a reloaded configuration.
+    func rebuilt(configuration: Configuration, connection: any ObjectStore) -> Gateway {
+        Gateway(
+            configuration: configuration, store: MeteredStore(connection, metrics: shared.metrics), shared: shared,
+            logger: logger, recorder: recorder)
     }
 
     /// Answers one request completely, whatever goes wrong, and logs it.
     public func handle(_ exchange: any Exchange) {
-        let started = monotonicSeconds()
+        let started = monotonicNanoseconds()
         let method = exchange.param("REQUEST_METHOD") ?? ""
         let route = Route.parse(requestURI: exchange.param("REQUEST_URI") ?? "")
         let response = ResponseWriter(exchange: exchange, isHead: method == "HEAD")
@@ -43,11 +63,21 @@ public final class Gateway {
     private func dispatch(method: String, route: Route, exchange: any Exchange, response: ResponseWriter) throws -> CacheReport? {
         switch route {
         case .health:
-            guard method == "GET" || method == "HEAD" else { throw HTTPError.methodNotAllowed(method, allow: "GET, HEAD") }
+            try Self.requireRead(method)
             try response.sendJSON(status: 200, JSON.object([("status", .string("ok"))]))
+        case .ready:
+            try Self.requireRead(method)
+            let status = shared.readiness.status(buckets: rules.levels.keys.sorted(), store: store)
+            let body = status.ready
+                ? JSON.object([("status", .string("ready")), ("buckets", .string(status.detail))])
+                : JSON.object([("status", .string("not_ready")), ("reason", .string(status.detail))])
+            try response.sendJSON(status: status.ready ? 200 : 503, body)
         case .stats:
-            guard method == "GET" || method == "HEAD" else { throw HTTPError.methodNotAllowed(method, allow: "GET, HEAD") }
+            try Self.requireRead(method)
             try response.sendJSON(status: 200, shared.statisticsJSON())
+        case .metrics:
+            try Self.requireRead(method)
+            try response.send(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: shared.metricsText())
         case .notFound:
             throw HTTPError.noRoute
         case let .invalidObject(reason):
@@ -62,6 +92,11 @@ public final class Gateway {
             return try objects.serve(objectMethod, address, exchange: exchange, response: response)
         }
         return nil
+    }
+
+    /// The service endpoints answer GET and HEAD only.
+    private static func requireRead(_ method: String) throws {
+        guard method == "GET" || method == "HEAD" else { throw HTTPError.methodNotAllowed(method, allow: "GET, HEAD") }
     }
 
     /// Sends the error response if the status line has not gone out yet; after that the
@@ -82,13 +117,18 @@ public final class Gateway {
 
     private func log(
         _ exchange: any Exchange, method: String, route: Route, response: ResponseWriter, cache: CacheReport?,
-        failure: (any Error)?, started: Double
+        failure: (any Error)?, started: Int64
     ) {
+        let elapsed = monotonicNanoseconds() - started
+        // 499 as nginx logs it: the client went away before a response could be sent.
+        let status = response.status == 0 ? 499 : response.status
+        var bucket: String?
+        if case let .object(address) = route, rules.levels[address.bucket] != nil { bucket = address.bucket }
+        recorder.record(method: method, status: status, bucket: bucket, nanoseconds: elapsed)
         var metadata: Logger.Metadata = [
             "method": .string(method),
-            // 499 as nginx logs it: the client went away before a response could be sent.
-            "status": .stringConvertible(response.status == 0 ? 499 : response.status),
-            "duration_ms": .stringConvertible(((monotonicSeconds() - started) * 1e6).rounded() / 1e3),
+            "status": .stringConvertible(status),
+            "duration_ms": .stringConvertible((Double(elapsed) / 1e3).rounded() / 1e3),
             "bytes_sent": .stringConvertible(response.bodyBytesSent),
             "remote_addr": .string(exchange.param("REMOTE_ADDR") ?? ""),
             "user_agent": .string(exchange.param("HTTP_USER_AGENT") ?? ""),
@@ -99,7 +139,9 @@ public final class Gateway {
             metadata["bucket"] = .string(address.bucket)
             metadata["key"] = .string(address.key)
         case .health: metadata["path"] = "/health"
+        case .ready: metadata["path"] = "/ready"
         case .stats: metadata["path"] = "/stats"
+        case .metrics: metadata["path"] = "/metrics"
         case .invalidObject, .notFound: break
         }
         if let cache { metadata["cache"] = .string(cache.result.rawValue) }

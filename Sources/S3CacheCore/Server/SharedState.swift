@@ -1,15 +1,43 @@
 public import ObjectCache
+public import Prometheus
 import Synchronization
 
-/// What every worker thread shares: the cache and the bound on requests waiting for S3.
+/// What every worker thread shares: the configuration in force, the cache, the bound on
+/// requests waiting for S3, the metrics and the readiness result.
 public final class SharedState: Sendable {
+    public let live: LiveConfiguration
     /// Nil when caching is off.
     public let cache: ObjectCache?
     let gate: BackendGate
+    public let metrics: GatewayMetrics
+    let readiness: Readiness
 
-    public init(configuration: Configuration, clock: any CacheClock = MonotonicClock()) {
+    public init(
+        configuration: Configuration, clock: any CacheClock = MonotonicClock(),
+        metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), readinessInterval: Double = 3
+    ) {
+        live = LiveConfiguration(configuration)
         cache = configuration.maxCacheSize > 0 ? ObjectCache(settings: configuration.cacheSettings, clock: clock) : nil
         gate = BackendGate(limit: configuration.backendConcurrency)
+        metrics = GatewayMetrics(registry: metricsRegistry, version: S3CacheVersion.current)
+        readiness = Readiness(interval: readinessInterval)
+    }
+
+    /// Puts a re-read configuration in force (SIGHUP): bucket rules, credentials, endpoint and
+    /// timeouts through the next request of each thread, the cache's timing at once.
+    ///
+    /// - Returns: the variables whose change needs a restart (they keep their current values).
+    public func reload(_ configuration: Configuration) -> [String] {
+        let deferred = live.apply(configuration)
+        let settings = live.current.cacheSettings
+        cache?.updateTiming(ttl: settings.ttl, negativeTTL: settings.negativeTTL, staleGrace: settings.staleGrace)
+        metrics.recordReload(applied: true)
+        return deferred
+    }
+
+    /// `GET /metrics`.
+    func metricsText() -> [UInt8] {
+        metrics.render(cache: cache, backendInFlight: gate.current)
     }
 
     /// `GET /stats`.

@@ -1,0 +1,80 @@
+import CoreMetrics
+import ObjectCache
+import Synchronization
+
+/// The cache's figures as Prometheus metrics.
+///
+/// `CacheStatistics` (lock-free atomics the hot path already updates, also behind `/stats`)
+/// stays the one source of truth: at scrape time each counter is advanced by what its
+/// statistic grew since the previous scrape, and the gauges are set to the current usage.
+final class CacheMetrics: Sendable {
+    private struct Tracked: Sendable {
+        let counter: CoreMetrics.Counter
+        let statistic: @Sendable (CacheStatistics) -> Int
+    }
+
+    private let counters: [Tracked]
+    private let lastSeen: Mutex<[Int]>
+    private let entries, bytes, capacity, originalBytes, storedBytes, compressionRatio, backendInFlight: CoreMetrics.Meter
+
+    init(_ registry: MetricsRegistry) {
+        func tracked(_ name: String, _ help: String, _ statistic: @escaping @Sendable (CacheStatistics) -> Int) -> Tracked {
+            Tracked(counter: registry.counter(name, help: help), statistic: statistic)
+        }
+        counters = [
+            tracked("s3cache_cache_hits_total", "Requests answered from a fresh cache entry") { $0.hits.load(ordering: .relaxed) },
+            tracked("s3cache_cache_misses_total", "Requests that fetched the object from S3") { $0.misses.load(ordering: .relaxed) },
+            tracked("s3cache_cache_revalidations_total", "Expired entries renewed by a 304 from S3, without a download") {
+                $0.revalidations.load(ordering: .relaxed)
+            },
+            tracked("s3cache_cache_stale_total", "Expired entries served because S3 failed (stale-if-error)") {
+                $0.staleServes.load(ordering: .relaxed)
+            },
+            tracked("s3cache_cache_bypasses_total", "Reads streamed from S3 without caching (too large, ranges on a miss)") {
+                $0.bypasses.load(ordering: .relaxed)
+            },
+            tracked("s3cache_cache_negative_hits_total", "Requests answered 404 from a remembered S3 404") {
+                $0.negativeHits.load(ordering: .relaxed)
+            },
+            tracked("s3cache_cache_coalesced_total", "Requests served by another request's fetch (single flight)") {
+                $0.coalesced.load(ordering: .relaxed)
+            },
+            tracked("s3cache_cache_evictions_total", "Entries evicted to stay within the byte bound") { $0.evictions.load(ordering: .relaxed) },
+            tracked("s3cache_cache_expired_total", "Entries dropped by cleanup after their grace window") { $0.expired.load(ordering: .relaxed) },
+            tracked("s3cache_backend_rejections_total", "Misses refused with 503 because too many requests were waiting on S3") {
+                $0.backendRejections.load(ordering: .relaxed)
+            },
+            tracked("s3cache_cache_served_bytes_total", "Body bytes sent to clients from memory (origin bytes saved)") {
+                $0.bytesServedFromCache.load(ordering: .relaxed)
+            },
+        ]
+        lastSeen = Mutex([Int](repeating: 0, count: counters.count))
+        entries = registry.gauge("s3cache_cache_entries", help: "Entries held, negative ones included")
+        bytes = registry.gauge("s3cache_cache_bytes", help: "Bytes held, counted against the bound (bodies as stored, keys, metadata)")
+        capacity = registry.gauge("s3cache_cache_capacity_bytes", help: "The cache's byte bound (MAX_CACHE_SIZE)")
+        originalBytes = registry.gauge("s3cache_cache_original_bytes", help: "Sum of the cached objects' own sizes")
+        storedBytes = registry.gauge("s3cache_cache_stored_bytes", help: "Sum of the cached bodies as stored (gzip where it pays)")
+        compressionRatio = registry.gauge(
+            "s3cache_cache_compression_ratio", help: "Stored body bytes divided by original bytes (1 when nothing is compressed)")
+        backendInFlight = registry.gauge("s3cache_backend_in_flight", help: "Requests waiting on S3 right now")
+    }
+
+    func update(from cache: ObjectCache?, backendInFlight inFlight: Int) {
+        backendInFlight.set(inFlight)
+        guard let cache else { return }
+        lastSeen.withLock { seen in
+            for (index, tracked) in counters.enumerated() {
+                let value = tracked.statistic(cache.statistics)
+                if value > seen[index] { tracked.counter.increment(by: Int64(value - seen[index])) }
+                seen[index] = value
+            }
+        }
+        let usage = cache.usage()
+        entries.set(usage.entries)
+        bytes.set(usage.bytes)
+        capacity.set(cache.settings.capacity)
+        originalBytes.set(usage.originalBytes)
+        storedBytes.set(usage.storedBodyBytes)
+        compressionRatio.set(usage.originalBytes > 0 ? Double(usage.storedBodyBytes) / Double(usage.originalBytes) : 1)
+    }
+}
