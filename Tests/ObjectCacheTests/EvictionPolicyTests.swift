@@ -92,13 +92,37 @@ struct SplitMix: RandomNumberGenerator {
         #expect(lruSurvivors == 0)
     }
 
-    @Test func ghostHitsGoStraightToMain() {
+    /// A cache of 100 unit entries in steady state: 0..<90 were hit while probationary and
+    /// fill main; 90..<100 left the small queue unhit and are remembered by the ghost;
+    /// 100..<110 are the small queue.
+    func steadyS3FIFO() -> S3FIFOPolicy<Int, Int> {
         var fifo = S3FIFOPolicy<Int, Int>(capacity: 100)
-        _ = fifo.insert(-1, value: -1, cost: 1)
-        for key in 0..<200 { _ = fifo.insert(key, value: key, cost: 1) }  // -1 falls out through the small queue
-        #expect(fifo.peek(-1) == nil)
-        _ = fifo.insert(-1, value: -1, cost: 1)  // remembered by the ghost: admitted to main
-        for key in 200..<260 { _ = fifo.insert(key, value: key, cost: 1) }  // a burst that only churns the small queue
-        #expect(fifo.peek(-1) == -1)
+        for key in 0..<100 { _ = fifo.insert(key, value: key, cost: 1) }
+        for key in 0..<90 { _ = fifo.get(key) }
+        for key in 100..<110 { _ = fifo.insert(key, value: key, cost: 1) }
+        #expect((0..<90).allSatisfy { fifo.peek($0) != nil })
+        #expect((90..<100).allSatisfy { fifo.peek($0) == nil })
+        return fifo
+    }
+
+    @Test func ghostHitsGoStraightToMain() {
+        var fifo = steadyS3FIFO()
+        _ = fifo.insert(95, value: 95, cost: 1)  // remembered by the ghost: admitted to main
+        _ = fifo.insert(96, value: 96, cost: 1)
+        for key in 200..<220 { _ = fifo.insert(key, value: key, cost: 1) }  // twice the small queue
+        #expect(fifo.peek(95) == 95)
+        #expect(fifo.peek(96) == 96)
+        #expect(fifo.peek(219) == 219)
+    }
+
+    /// The ghost list is bounded: it remembers about main's worth of costs, oldest forgotten first.
+    @Test func ghostForgetsBeyondItsCapacity() {
+        var fifo = steadyS3FIFO()
+        for key in 200..<300 { _ = fifo.insert(key, value: key, cost: 1) }  // 100 more keys through the ghost
+        _ = fifo.insert(95, value: 95, cost: 1)  // forgotten: probationary again
+        for key in 300..<320 { _ = fifo.insert(key, value: key, cost: 1) }
+        #expect(fifo.peek(95) == nil)
+        #expect((0..<90).filter { fifo.peek($0) != nil }.count >= 80, "main kept its entries")
     }
 }
+
