@@ -92,14 +92,20 @@ struct SplitMix: RandomNumberGenerator {
         #expect(lruSurvivors == 0)
     }
 
-    /// A cache of 100 unit entries in steady state: 0..<90 were hit while probationary and
+    /// Cost of one entry in the ghost tests: realistic (an entry costs at least 256 bytes of
+    /// bookkeeping), so the ghost list's memory share of the budget holds a few dozen keys.
+    static let entry = 1_000
+    /// A budget whose queues hold exactly 100 entries once the ghost's share (1/32) is set aside.
+    static let hundredEntries = 103_300
+
+    /// A cache of 100 entries in steady state: 0..<90 were hit while probationary and
     /// fill main; 90..<100 left the small queue unhit and are remembered by the ghost;
     /// 100..<110 are the small queue.
     func steadyS3FIFO() -> S3FIFOPolicy<Int, Int> {
-        var fifo = S3FIFOPolicy<Int, Int>(capacity: 100)
-        for key in 0..<100 { _ = fifo.insert(key, value: key, cost: 1) }
+        var fifo = S3FIFOPolicy<Int, Int>(capacity: Self.hundredEntries)
+        for key in 0..<100 { _ = fifo.insert(key, value: key, cost: Self.entry) }
         for key in 0..<90 { _ = fifo.get(key) }
-        for key in 100..<110 { _ = fifo.insert(key, value: key, cost: 1) }
+        for key in 100..<110 { _ = fifo.insert(key, value: key, cost: Self.entry) }
         #expect((0..<90).allSatisfy { fifo.peek($0) != nil })
         #expect((90..<100).allSatisfy { fifo.peek($0) == nil })
         return fifo
@@ -107,22 +113,35 @@ struct SplitMix: RandomNumberGenerator {
 
     @Test func ghostHitsGoStraightToMain() {
         var fifo = steadyS3FIFO()
-        _ = fifo.insert(95, value: 95, cost: 1)  // remembered by the ghost: admitted to main
-        _ = fifo.insert(96, value: 96, cost: 1)
-        for key in 200..<220 { _ = fifo.insert(key, value: key, cost: 1) }  // twice the small queue
+        _ = fifo.insert(95, value: 95, cost: Self.entry)  // remembered by the ghost: admitted to main
+        _ = fifo.insert(96, value: 96, cost: Self.entry)
+        for key in 200..<220 { _ = fifo.insert(key, value: key, cost: Self.entry) }  // twice the small queue
         #expect(fifo.peek(95) == 95)
         #expect(fifo.peek(96) == 96)
         #expect(fifo.peek(219) == 219)
     }
 
-    /// The ghost list is bounded: it remembers about main's worth of costs, oldest forgotten first.
+    /// The ghost list is bounded: it remembers about main's worth of costs, in no more keys
+    /// than its memory share allows, oldest forgotten first.
     @Test func ghostForgetsBeyondItsCapacity() {
         var fifo = steadyS3FIFO()
-        for key in 200..<300 { _ = fifo.insert(key, value: key, cost: 1) }  // 100 more keys through the ghost
-        _ = fifo.insert(95, value: 95, cost: 1)  // forgotten: probationary again
-        for key in 300..<320 { _ = fifo.insert(key, value: key, cost: 1) }
+        for key in 200..<300 { _ = fifo.insert(key, value: key, cost: Self.entry) }  // 100 more keys through the ghost
+        _ = fifo.insert(95, value: 95, cost: Self.entry)  // forgotten: probationary again
+        for key in 300..<320 { _ = fifo.insert(key, value: key, cost: Self.entry) }
         #expect(fifo.peek(95) == nil)
         #expect((0..<90).filter { fifo.peek($0) != nil }.count >= 80, "main kept its entries")
     }
-}
 
+    /// The ghost's memory is part of the bound, whatever the keys' length: it holds hashes,
+    /// and at most a thirty-second of the budget's worth of them.
+    @Test func ghostMemoryCountsAgainstTheBound() {
+        let capacity = 1 << 20
+        var fifo = S3FIFOPolicy<String, Int>(capacity: capacity)
+        let longKey = String(repeating: "k", count: 900)
+        for index in 0..<50_000 {
+            _ = fifo.insert("\(index)/\(longKey)", value: index, cost: 256 + 900 + 8)
+            #expect(fifo.totalCost <= capacity)
+        }
+        #expect(fifo.totalCost > capacity - capacity / 16, "the queues still use the rest of the budget")
+    }
+}

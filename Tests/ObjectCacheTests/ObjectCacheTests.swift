@@ -138,7 +138,7 @@ import Testing
     }
 
     @Test func shardsAlwaysFitTheLargestObject() {
-        for (capacity, object) in [(300 << 20, (300 << 20) / 8), (1 << 20, 1 << 20), (64 << 20, 1 << 10), (10 << 20, 0)] {
+        for (capacity, object) in [(300 << 20, (300 << 20) / 8), (1 << 20, 1 << 19), (64 << 20, 1 << 10), (10 << 20, 0)] {
             let settings = CacheSettings(capacity: capacity, maxObjectSize: object)
             let cache = ObjectCache(settings: settings, clock: ManualClock())
             fill(cache, "b/big", String(repeating: "y", count: max(1, object - 1024)))

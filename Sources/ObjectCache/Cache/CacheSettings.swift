@@ -27,7 +27,9 @@ public struct CacheSettings: Sendable, Equatable {
     /// Number of independently locked shards: as many as possible (up to 64) while each
     /// shard's budget still fits the largest cacheable object. Always a power of two.
     var shardCount: Int {
-        let fit = maxObjectSize > 0 ? capacity / max(maxObjectSize + CacheRecord.overhead + 2048, 1) : 64
+        // An S3-FIFO shard keeps a thirty-second of its budget for its ghost list.
+        let usable = capacity - capacity / 32
+        let fit = maxObjectSize > 0 ? usable / max(maxObjectSize + CacheRecord.overhead + 2048, 1) : 64
         var count = 1
         while count * 2 <= min(64, fit) { count *= 2 }
         return count

@@ -16,6 +16,8 @@
 /// scan-heavy traces, and one hit is 0.3–0.7 points better on the churn trace.
 public struct S3FIFOPolicy<Key: Hashable, Value>: EvictionPolicy {
     public let capacity: Int
+    /// Bytes the two queues may hold: the capacity minus what the ghost list may use.
+    private let queueCapacity: Int
     /// Bytes the small queue may hold before evictions take from it.
     private let smallTarget: Int
     private var slots = LinkedSlots<Key, Value>()
@@ -32,12 +34,19 @@ public struct S3FIFOPolicy<Key: Hashable, Value>: EvictionPolicy {
     /// - Parameter smallFraction: share of the budget for the probationary queue (the paper's 10%).
     public init(capacity: Int, smallFraction: Double = 0.1) {
         self.capacity = capacity
-        self.smallTarget = Int(Double(capacity) * smallFraction)
-        // The ghost remembers about as many bytes of keys as main holds.
-        self.ghost = GhostList(capacity: capacity - Int(Double(capacity) * smallFraction))
+        // The ghost's memory is part of the bound: a thirty-second of it is set aside for the
+        // ghost, the rest holds entries.
+        let ghostBudget = capacity / 32
+        queueCapacity = capacity - ghostBudget
+        smallTarget = Int(Double(queueCapacity) * smallFraction)
+        // The ghost remembers about as many bytes of entries as main holds (the paper's size),
+        // in at most as many keys as its memory allows.
+        ghost = GhostList(
+            capacity: queueCapacity - smallTarget, maxEntries: ghostBudget / GhostList<Key>.bytesPerEntry)
     }
 
-    public var totalCost: Int { small.cost + main.cost }
+    /// Entries' costs plus the ghost list's memory.
+    public var totalCost: Int { small.cost + main.cost + ghost.memory }
     public var count: Int { small.count + main.count }
 
     public mutating func get(_ key: Key) -> Value? {
@@ -59,11 +68,11 @@ public struct S3FIFOPolicy<Key: Hashable, Value>: EvictionPolicy {
             evicted.append((key, slots[existing].value))
             drop(existing)
         }
-        guard cost <= capacity else { return evicted + [(key, value)] }
+        guard cost <= queueCapacity else { return evicted + [(key, value)] }
         let slot = slots.allocate(key, value: value, cost: cost, queue: toMain ? Self.mainQueue : Self.smallQueue)
         if toMain { slots.pushHead(slot, &main) } else { slots.pushHead(slot, &small) }
         index[key] = slot
-        while totalCost > capacity {
+        while small.cost + main.cost > queueCapacity {
             guard let victim = small.cost > smallTarget || main.count == 0 ? evictFromSmall() : evictFromMain() else { break }
             evicted.append(victim)
         }
@@ -90,7 +99,7 @@ public struct S3FIFOPolicy<Key: Hashable, Value>: EvictionPolicy {
                 slots[slot].frequency = 0
                 slots[slot].queue = Self.mainQueue
                 slots.pushHead(slot, &main)
-                if main.cost > capacity - smallTarget, let victim = evictFromMain() { return victim }
+                if main.cost > queueCapacity - smallTarget, let victim = evictFromMain() { return victim }
                 continue
             }
             let victim = (slots[slot].key, slots[slot].value)
@@ -127,29 +136,45 @@ public struct S3FIFOPolicy<Key: Hashable, Value>: EvictionPolicy {
 }
 
 /// Keys recently evicted from the small queue, forgotten oldest first once their remembered
-/// costs exceed the capacity. Holds keys only, never values.
+/// costs exceed `capacity` or their number exceeds `maxEntries`.
+///
+/// It holds 64-bit hashes, never keys or values, so its memory does not depend on key length:
+/// at most `maxEntries × bytesPerEntry`, which the policy counts against its bound. Two keys
+/// with the same hash only mean that one of them may skip the small queue once.
 struct GhostList<Key: Hashable> {
+    /// Memory per remembered key, rounded up: the dictionary slot (hash and stamp at the
+    /// dictionary's load factor) plus the FIFO entry, which may be twice as long as needed
+    /// between compactions.
+    static var bytesPerEntry: Int { 96 }
+
     private let capacity: Int
-    private var members: [Key: UInt64] = [:]
-    private var order: [(key: Key, stamp: UInt64, cost: Int)] = []
+    private let maxEntries: Int
+    private var members: [Int: UInt64] = [:]
+    private var order: [(hash: Int, stamp: UInt64, cost: Int)] = []
     private var start = 0
     private var cost = 0
     private var nextStamp: UInt64 = 0
 
-    init(capacity: Int) {
+    init(capacity: Int, maxEntries: Int) {
         self.capacity = capacity
+        self.maxEntries = maxEntries
     }
 
+    /// Bytes the list may be using now (every remembered slot, also those a hit emptied).
+    var memory: Int { (order.count - start) * Self.bytesPerEntry }
+
     mutating func add(_ key: Key, cost: Int) {
+        guard maxEntries > 0 else { return }
         nextStamp += 1
-        members[key] = nextStamp
-        order.append((key, nextStamp, cost))
+        let hash = key.hashValue
+        members[hash] = nextStamp
+        order.append((hash, nextStamp, cost))
         self.cost += cost
-        while self.cost > capacity, start < order.count {
+        while (self.cost > capacity || order.count - start > maxEntries), start < order.count {
             let oldest = order[start]
             start += 1
             self.cost -= oldest.cost
-            if members[oldest.key] == oldest.stamp { members[oldest.key] = nil }
+            if members[oldest.hash] == oldest.stamp { members[oldest.hash] = nil }
         }
         if start > 1024 && start * 2 > order.count {
             order.removeFirst(start)
@@ -159,6 +184,6 @@ struct GhostList<Key: Hashable> {
 
     /// Whether `key` was remembered; it is forgotten either way.
     mutating func remove(_ key: Key) -> Bool {
-        members.removeValue(forKey: key) != nil
+        members.removeValue(forKey: key.hashValue) != nil
     }
 }

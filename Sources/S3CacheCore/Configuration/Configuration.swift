@@ -20,7 +20,7 @@ public struct Configuration: Sendable, Equatable {
     public var cacheTTL: Double
     /// Seconds between cleanups of expired entries (`CLEANUP_INTERVAL`, default 60).
     public var cleanupInterval: Double
-    /// Largest object kept in the cache, bytes (`MAX_OBJECT_SIZE`, default 1/8 of the cache).
+    /// Largest object kept in the cache, bytes (`MAX_OBJECT_SIZE`, default 1/8 of the cache, at most half).
     /// `MAX_CACHE_SIZE=0` turns the cache off: every read goes to S3.
     public var maxObjectSize: Int64
     /// Seconds a 404 from S3 is remembered (`NEGATIVE_TTL`, default 10).
@@ -76,10 +76,12 @@ public struct Configuration: Sendable, Equatable {
 
         let cacheSize = try env.size("MAX_CACHE_SIZE", default: 300 << 20, in: 0...(1 << 46))!
         let objectSize = try env.size("MAX_OBJECT_SIZE", default: cacheSize / 8, in: 0...(1 << 46))!
-        guard objectSize <= cacheSize else {
+        // A cache that can hold a single object caches nothing useful, and each cache shard keeps
+        // a little of its budget for bookkeeping.
+        guard objectSize <= cacheSize / 2 else {
             throw ConfigurationError(
                 variable: "MAX_OBJECT_SIZE", value: env.raw("MAX_OBJECT_SIZE") ?? String(objectSize),
-                reason: "cannot exceed MAX_CACHE_SIZE (\(cacheSize) bytes)")
+                reason: "cannot exceed half of MAX_CACHE_SIZE (\(cacheSize / 2) bytes)")
         }
         let uploadSize = try env.size("MAX_UPLOAD_SIZE", default: 5 << 30, in: 1...(5 << 40))!
         let socketMode = try env.octalMode("FCGI_SOCKET_MODE", default: 0o660)
