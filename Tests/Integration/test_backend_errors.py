@@ -109,12 +109,17 @@ class SilentBackend:
 def silent_backend():
     backend = SilentBackend()
     s = start_stack(worker_env={"S3_ENDPOINT": f"127.0.0.1:{backend.port}", "S3_READ_TIMEOUT": str(READ_TIMEOUT),
-                                "S3_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT)})
+                                "S3_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
+                                "BACKEND_CONCURRENCY": str(SILENT_BACKEND_CONCURRENCY)})
+    s.silent = backend
     try:
         yield s
     finally:
         s.stop()
         backend.close()
+
+
+SILENT_BACKEND_CONCURRENCY = 2
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE"])
@@ -247,3 +252,35 @@ def test_wrong_credentials_are_502_backend_denied_without_the_secret(verifying, 
     output = verifying.worker_output()
     assert wrong_secret not in output and verifying.iam_secret_key not in output
     assert verifying.worker_alive()
+
+
+def test_requests_past_backend_concurrency_are_refused_at_once(silent_backend):
+    """While BACKEND_CONCURRENCY requests wait on the silent backend, the next one that needs
+    S3 (a read or a write) gets 503 with Retry-After at once instead of queueing behind them,
+    and the worker keeps answering what needs no S3."""
+    waiting = []
+    connected = len(silent_backend.silent.held)
+    threads = [threading.Thread(target=lambda: waiting.append(
+        raw_request(silent_backend, "GET", f"/objects/local/{unique('holder')}").status))
+        for _ in range(SILENT_BACKEND_CONCURRENCY)]
+    for thread in threads:
+        thread.start()
+    try:
+        # Both hold a permit once their requests reached the backend (they then wait a READ_TIMEOUT).
+        deadline = time.monotonic() + 5
+        while len(silent_backend.silent.held) < connected + SILENT_BACKEND_CONCURRENCY:
+            assert time.monotonic() < deadline, "the requests holding the permits never reached the backend"
+            time.sleep(0.01)
+        for method, body in (("GET", None), ("PUT", b"refused")):
+            reply, elapsed = timed(lambda: raw_request(silent_backend, method, f"/objects/local/{unique('busy')}",
+                                                       body=body))
+            assert_json_error(reply, 503, "backend_busy")
+            assert reply.headers.get("retry-after") == "1"
+            assert elapsed < 0.5, f"{method} waited {elapsed:.2f} s for a permit"
+        health, elapsed = timed(lambda: raw_request(silent_backend, "GET", "/health"))
+        assert health.status == 200 and elapsed < 0.5
+    finally:
+        for thread in threads:
+            thread.join(timeout=30)
+    assert waiting == [504] * SILENT_BACKEND_CONCURRENCY
+    assert_worker_fine(silent_backend)

@@ -18,7 +18,8 @@ import zlib
 import pytest
 
 from checks import assert_absent, backend_writes
-from conftest import assert_json_error, no_backend_requests, raw_request, start_stack, unique
+from conftest import assert_json_error, fcgi_params, fcgi_request, no_backend_requests, raw_request, start_stack, \
+    unique
 
 UPLOAD_LIMIT = 1 << 20
 LARGE_OBJECT = 256 << 20
@@ -206,6 +207,25 @@ def test_body_shorter_than_content_length_stores_nothing(limited, declared, sent
     abandon_upload(limited, key, declared, os.urandom(sent))
     record = wait_for_request_log(limited, key)
     assert record["status"] != 200, record
+    assert_absent(limited, "local", key)
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "1e3", "0x10", " "])
+def test_worker_refuses_a_content_length_that_is_no_number(limited, length):
+    """nginx validates Content-Length itself; the worker must not trust a FastCGI client that does not."""
+    key = unique("badlength")
+    with no_backend_requests(limited):
+        reply = fcgi_request(limited.socket_path, fcgi_params("PUT", f"/objects/local/{key}", CONTENT_LENGTH=length),
+                             body=b"body")
+    assert_json_error(reply, 400, "bad_request")
+    assert_absent(limited, "local", key)
+
+
+def test_worker_stores_nothing_when_stdin_ends_before_content_length(limited):
+    key = unique("shortstdin")
+    reply = fcgi_request(limited.socket_path, fcgi_params("PUT", f"/objects/local/{key}", CONTENT_LENGTH="100000"),
+                         body=os.urandom(10_000))
+    assert_json_error(reply, 400, "bad_request")
     assert_absent(limited, "local", key)
 
 
