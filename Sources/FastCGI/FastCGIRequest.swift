@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CFastCGI
 
 /// The streams of one FastCGI connection slot: one per worker thread, reused for every request it accepts.
@@ -56,9 +59,12 @@ public final class FastCGIRequest {
     }
 
     /// A FastCGI parameter (`REQUEST_METHOD`, `HTTP_RANGE`, …) of the current request.
+    ///
+    /// Bytes that are not valid UTF-8 come back as `%XX` (see `ParameterText`).
     public func param(_ name: String) -> String? {
         guard let value = FCGX_GetParam(name, request.envp) else { return nil }
-        return String(cString: value)
+        let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self), count: strlen(value))
+        return ParameterText.decode(bytes)
     }
 
     /// Reads up to `buffer.count` bytes of the request body; 0 means the body ended (or the client went away).
