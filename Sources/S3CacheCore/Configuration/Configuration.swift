@@ -21,6 +21,8 @@ public struct Configuration: Sendable, Equatable {
     /// Seconds between cleanups of expired entries (`CLEANUP_INTERVAL`, default 60).
     public var cleanupInterval: Double
     /// Largest object kept in the cache, bytes (`MAX_OBJECT_SIZE`, default 1/8 of the cache, at most half).
+    /// Like every size setting, a bare number is megabytes (as the seed's `MAX_CACHE_SIZE`):
+    /// `1048576` means 1 TiB; write `1048576b` or `1M`.
     /// `MAX_CACHE_SIZE=0` turns the cache off: every read goes to S3.
     public var maxObjectSize: Int64
     /// Seconds a 404 from S3 is remembered (`NEGATIVE_TTL`, default 10).
