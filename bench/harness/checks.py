@@ -36,6 +36,14 @@ def fetch(port: int, path: str, headers: dict[str, str] | None = None) -> Answer
         connection.close()
 
 
+def worker_stats(port: int) -> dict:
+    """The worker's ``GET /stats`` (its cache counters)."""
+    answer = fetch(port, "/stats")
+    if answer.status != 200:
+        raise CheckFailed(f"/stats answered {answer.status}: {answer.body[:200]!r}")
+    return json.loads(answer.body)
+
+
 def _cache_header(target: str) -> str | None:
     return {S3CACHE: "x-cache", PROXY_CACHE: "x-cache-status"}.get(target)
 
