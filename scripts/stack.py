@@ -207,6 +207,8 @@ class Stack:
       start_worker    False starts moto and nginx only (for checking the harness itself)
       snippets_dir    where the shipped ``s3cache-*.conf`` files are (default ``nginx/`` of the repo)
       worker_args     extra command-line arguments for the worker (``["--config", path]``)
+      http_extra      configuration text added at the end of nginx's ``http {}`` (more servers,
+                      e.g. the benchmark's comparison servers in bench/run)
     """
 
     def __init__(self, *, root: str | Path | None = None, binary: str | Path | None = None,
@@ -216,11 +218,13 @@ class Stack:
                  buckets: Iterable[str] = DEFAULT_BUCKETS, extra_buckets: Iterable[str] = (),
                  demo_objects: bool = False, nginx_workers: int = 2, start_worker: bool = True,
                  keep: bool = False, secret_key: str | None = None, startup_timeout: float = 30.0,
-                 snippets_dir: str | Path | None = None, worker_args: Iterable[str] = ()):
+                 snippets_dir: str | Path | None = None, worker_args: Iterable[str] = (),
+                 http_extra: str = ""):
         if launcher not in (None, SOCKET_ACTIVATE):
             raise ValueError(f"launcher must be None or {SOCKET_ACTIVATE!r}")
         self.binary = Path(binary or os.environ.get("S3CACHE_BIN") or DEFAULT_BINARY)
         self.snippets_dir = Path(snippets_dir) if snippets_dir else REPO / "nginx"
+        self.http_extra = http_extra
         self.worker_overrides: dict[str, str | None] = dict(worker_env or {})
         self.worker_args = list(worker_args)
         self.threads = threads
@@ -588,6 +592,7 @@ http {{
         server_name localhost;
         include snippets/s3cache-locations.conf;
     }}{tls_server}
+{self.http_extra}
 }}
 """
         self.nginx_conf = prefix / "nginx.conf"

@@ -1,0 +1,131 @@
+"""The stack that bench/run and bench/profile measure: moto, the worker and ONE nginx with the
+shipped snippets (scripts/stack.py's Stack) plus the comparison servers (servers.py), with the
+workloads' objects in moto and as files on tmpfs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+from stack import Stack, free_port, upstream_keepalive  # noqa: E402
+
+from .servers import Ports, http_config  # noqa: E402
+from .workloads import BUCKET, Workload, gzip_bytes  # noqa: E402
+
+# What the worker answers on /health (the static column answers the same bytes itself).
+HEALTH_BODY = '{"status":"ok"}'
+
+
+def default_worker_threads(nproc: int) -> int:
+    """The worker's own default (Configuration.defaultThreadCount): max(64, 16 x CPUs + 32)."""
+    return max(64, 16 * nproc + 32)
+
+
+def thread_rule(threads: int, keepalive: int | None, nginx_workers: int) -> str:
+    """NOTES.md / s3cache-upstream.conf: FCGI_THREADS > keepalive x worker_processes, or kept
+    connections can tie up every thread while new ones wait in the listen queue. Returns the
+    sentence for the report; raises ValueError when the rule is broken."""
+    if keepalive is None:
+        return f"FCGI_THREADS={threads}; the shipped upstream keeps no connections (no rule to meet)"
+    kept = keepalive * nginx_workers
+    if threads <= kept:
+        raise ValueError(f"FCGI_THREADS={threads} breaks the rule FCGI_THREADS > keepalive ({keepalive}) x "
+                         f"worker_processes ({nginx_workers}) = {kept}")
+    return (f"FCGI_THREADS={threads} > keepalive {keepalive} x worker_processes {nginx_workers} = {kept} "
+            "(the rule in NOTES.md and s3cache-upstream.conf)")
+
+
+class BenchStack:
+    """Use as a context manager; ``ports`` says where each column's server listens."""
+
+    def __init__(self, workloads: list[Workload], *, binary: str | None, threads: int, log_level: str,
+                 proxy_gzip_level: int | None, keep: bool, nginx_workers: int):
+        # Checked first: nothing has been created yet if the settings are wrong.
+        self.rule = thread_rule(threads, upstream_keepalive(), nginx_workers)
+        self.workloads = workloads
+        self.threads = threads
+        self.nginx_workers = nginx_workers
+        self.memory = _tmpfs_directory()
+        static_root, proxy_cache_dir = self.memory / "static", self.memory / "proxy_cache"
+        _write_static_files(static_root, workloads)
+        self.ports = Ports(static=free_port(), proxy_cache=free_port(), s3cache=free_port())
+        moto_port = free_port()
+        self.stack = Stack(
+            binary=binary, moto_port=moto_port, buckets=(BUCKET,), threads=threads, keep=keep,
+            nginx_workers=nginx_workers,
+            worker_env={
+                "ALLOWED_BUCKETS": f"{BUCKET}:read",
+                # Nothing may expire during the run: an expired entry would be revalidated against
+                # moto (a few hundred requests/s) and the row would measure moto, not the cache.
+                "CACHE_TTL": "86400",
+                "LOG_LEVEL": log_level,
+            },
+            http_extra=http_config(self.ports, static_root=static_root, proxy_cache_dir=proxy_cache_dir,
+                                   moto_port=moto_port, proxy_gzip_level=proxy_gzip_level, health_body=HEALTH_BODY))
+
+    def __enter__(self) -> "BenchStack":
+        try:
+            self.stack.start()
+            self._put_objects()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.stack.stop()
+        shutil.rmtree(self.memory, ignore_errors=True)
+
+    def nginx_worker_pids(self) -> list[int]:
+        """nginx's worker processes (the children of its master)."""
+        master = self.stack.nginx.pid
+        text = Path(f"/proc/{master}/task/{master}/children").read_text()
+        return [int(pid) for pid in text.split()]
+
+    def _put_objects(self) -> None:
+        s3 = self.stack.boto3
+        for workload in self.workloads:
+            if not workload.is_health:
+                s3.put_object(Bucket=BUCKET, Key=workload.file, Body=workload.body, ContentType=workload.content_type)
+        # moto refuses unsigned GETs unless a bucket policy allows them (NOTES.md): proxy_cache
+        # fetches anonymously, as it would from a public bucket.
+        policy = {"Version": "2012-10-17", "Statement": [{
+            "Sid": "PublicRead", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{BUCKET}/*"}]}
+        s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(policy))
+
+
+def _tmpfs_directory() -> Path:
+    """A fresh directory on tmpfs for the static files and proxy_cache's files."""
+    base = Path("/dev/shm")
+    if not base.is_dir():
+        raise RuntimeError("/dev/shm (tmpfs) is missing; the static ceiling needs its files in memory")
+    directory = Path(tempfile.mkdtemp(prefix="s3cache-bench-", dir=base))
+    os.chmod(directory, 0o755)   # nginx's workers run as nobody when nginx starts as root
+    return directory
+
+
+def _write_static_files(root: Path, workloads: list[Workload]) -> None:
+    """Each object as a file under ``root/objects/bench/``, JSON also as ``.gz`` for gzip_static."""
+    folder = root / "objects" / BUCKET
+    folder.mkdir(parents=True)
+    for directory in (root, root / "objects", folder):
+        os.chmod(directory, 0o755)
+    for workload in workloads:
+        if workload.is_health:
+            continue
+        files = [(folder / workload.file, workload.body)]
+        if workload.gzip:
+            files.append((folder / (workload.file + ".gz"), gzip_bytes(workload.body)))
+        for path, data in files:
+            path.write_bytes(data)
+            os.chmod(path, 0o644)
