@@ -112,6 +112,11 @@ final class FakeStore: ObjectStore {
 func makeGateway(store: FakeStore, environment: [String: String] = [:]) throws -> Gateway {
     let configuration = try Configuration.load(from: environment)
     return Gateway(
-        configuration: configuration, connection: store, shared: SharedState(configuration: configuration),
+        configuration: configuration, connection: store, shared: quietShared(configuration),
         logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+}
+
+/// Shared state whose access log is off, so unit tests do not write request lines to stdout.
+func quietShared(_ configuration: Configuration, readinessInterval: Double = 3) -> SharedState {
+    SharedState(configuration: configuration, logLevel: LogLevelSetting(.critical), readinessInterval: readinessInterval)
 }

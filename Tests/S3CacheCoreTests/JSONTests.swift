@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import S3CacheCore
 import Testing
 
@@ -10,5 +13,42 @@ import Testing
 
     @Test func numbersAndNesting() {
         #expect(JSON.object([("n", .int(-3)), ("b", .bool(true)), ("o", .object([("z", .null)]))]) == "{\"n\":-3,\"b\":true,\"o\":{\"z\":null}}")
+    }
+}
+
+@Suite struct AccessLogTests {
+    @Test func writesOneParsableLineWithTheRequestFields() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let log = AccessLog(level: LogLevelSetting(.info), fd: fds[1])
+        #expect(log.isEnabled(serverFault: false))
+        log.write(AccessLog.Entry(
+            method: "GET", status: 200, elapsedNanoseconds: 1_234_567, bytesSent: 42, remoteAddress: "127.0.0.1",
+            userAgent: "curl/8 \"quoted\"\n\u{2028}", requestID: "abc", bucket: "public", key: "a/b.txt", path: nil,
+            cache: "HIT", error: nil, isServerFault: false))
+        close(fds[1])
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+        let line = String(decoding: buffer[..<count], as: UTF8.self)
+        #expect(line.hasSuffix("}\n"))
+        #expect(line.filter { $0 == "\n" }.count == 1, "one line, whatever the fields hold")
+        #expect(line.hasPrefix(#"{"time":""#))
+        #expect(line.contains(#""level":"info","msg":"request","bytes_sent":42,"bucket":"public","cache":"HIT","duration_ms":1.235,"#))
+        #expect(line.contains(#""key":"a/b.txt","method":"GET","remote_addr":"127.0.0.1","request_id":"abc","status":200,"#))
+        #expect(line.contains(#""user_agent":"curl/8 \"quoted\"\n\u2028"}"#))
+    }
+
+    @Test func infoLinesFollowTheLevelButServerFaultsAlwaysShow() {
+        let log = AccessLog(level: LogLevelSetting(.warning))
+        #expect(!log.isEnabled(serverFault: false))
+        #expect(log.isEnabled(serverFault: true))
+    }
+
+    @Test(arguments: [(0, "0"), (999, "0.001"), (1_000_000, "1"), (12_340_000, "12.34"), (5_000_499, "5")] as [(Int64, String)])
+    func durationsAreMillisecondsWithMicrosecondResolution(nanoseconds: Int64, expected: String) {
+        var bytes: [UInt8] = []
+        AccessLog.appendMilliseconds(nanoseconds, to: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == expected)
     }
 }

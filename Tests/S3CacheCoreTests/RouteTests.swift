@@ -34,7 +34,9 @@ import Testing
     @Test(arguments: [
         "/objects/public%2F..%2Fprivate/x", "/objects/%2e%2e/x", "/objects/Public/x", "/objects/ab/x",
         "/objects/192.168.1.1/x", "/objects/-bucket/x", "/objects/a..b/x", "/objects/xn--bucket/x",
-        "/objects/" + String(repeating: "a", count: 64) + "/x",
+        "/objects/" + String(repeating: "a", count: 64) + "/x", "/objects/a.-b/x", "/objects/a-.b/x", "/objects/bucket-/x",
+        "/objects/bucket./x", "/objects/my_bucket/x", "/objects/data-s3alias/x", "/objects/x--ol-s3/x", "/objects/a.mrap/x",
+        "/objects/sthree-a/x", "/objects/amzn-s3-demo-a/x", "/objects/b--x-s3/x", "/objects/caf%C3%A9/x",
     ])
     func badBucketNamesAreRefused(uri: String) {
         #expect(Route.parse(requestURI: uri) == .invalidObject(reason: "invalid bucket name"))
@@ -64,7 +66,8 @@ import Testing
         #expect(Route.parse(requestURI: "/objects/public/" + encoded) == .invalidObject(reason: "object key longer than 1024 bytes"))
     }
 
-    @Test(arguments: ["abc", "my-bucket.v2", "a1b", "public", String(repeating: "b", count: 63), "1.2.3"])
+    @Test(arguments: ["abc", "my-bucket.v2", "a1b", "public", String(repeating: "b", count: 63), "1.2.3", "a--b", "1.2.3.4a",
+                      "192.168.1.1.5", "s3alias", "mrap.x"])
     func validBucketNames(name: String) {
         #expect(BucketName.isValid(name))
     }

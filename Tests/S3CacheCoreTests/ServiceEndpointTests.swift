@@ -15,7 +15,7 @@ import Testing
         let store = FakeStore()
         store.objects["public/a.txt"] = FakeStore.Object(
             body: Array("hello".utf8), headers: [("Content-Type", "text/plain"), ("ETag", "\"1\""), ("Content-Length", "5")])
-        let shared = SharedState(configuration: try Configuration.load(from: [:]))
+        let shared = quietShared(try Configuration.load(from: [:]))
         let gateway = try gateway(store, shared: shared)
         for _ in 0..<3 { gateway.handle(FakeExchange(method: "GET", uri: "/objects/public/a.txt")) }
         gateway.handle(FakeExchange(method: "GET", uri: "/objects/unlisted/a.txt"))
@@ -35,7 +35,7 @@ import Testing
     }
 
     @Test func unknownMethodsShareOneLabelValue() throws {
-        let shared = SharedState(configuration: try Configuration.load(from: [:]))
+        let shared = quietShared(try Configuration.load(from: [:]))
         let gateway = try gateway(FakeStore(), shared: shared)
         for method in ["BREW", "PROPFIND", "X-\(UInt32.random(in: 0...UInt32.max))"] {
             gateway.handle(FakeExchange(method: method, uri: "/objects/public/a"))
@@ -47,7 +47,7 @@ import Testing
 
     @Test func readinessChecksEveryBucketAndReusesItsAnswer() throws {
         let store = FakeStore()
-        let shared = SharedState(configuration: try Configuration.load(from: [:]), readinessInterval: 3600)
+        let shared = quietShared(try Configuration.load(from: [:]), readinessInterval: 3600)
         let gateway = try gateway(store, shared: shared)
         let first = FakeExchange(method: "GET", uri: "/ready")
         gateway.handle(first)
@@ -60,7 +60,7 @@ import Testing
     @Test func readinessReportsAMissingBucket() throws {
         let store = FakeStore()
         store.buckets = ["public", "local"]
-        let shared = SharedState(configuration: try Configuration.load(from: [:]))
+        let shared = quietShared(try Configuration.load(from: [:]))
         let probe = FakeExchange(method: "GET", uri: "/ready")
         try gateway(store, shared: shared).handle(probe)
         #expect(probe.response.status == 503)
@@ -69,7 +69,7 @@ import Testing
 
     @Test func aReloadReachesTheNextRequestAndReconnectsOnlyForNewS3Settings() throws {
         let store = FakeStore()
-        let shared = SharedState(configuration: try Configuration.load(from: ["ALLOWED_BUCKETS": "public:read"]))
+        let shared = quietShared(try Configuration.load(from: ["ALLOWED_BUCKETS": "public:read"]))
         var connections: [String] = []
         let gateway = try ReloadingGateway(shared: shared, logger: Self.logger) { settings in
             connections.append(settings.endpoint)

@@ -11,47 +11,76 @@ enum JSON {
     }
 
     static func object(_ fields: [(String, Value)]) -> String {
-        var out = ""
+        var out: [UInt8] = []
         write(.object(fields), to: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    static func write(_ value: Value, to out: inout String) {
+    static func write(_ value: Value, to out: inout [UInt8]) {
         switch value {
         case let .string(text): appendQuoted(text, to: &out)
-        case let .int(number): out += String(number)
-        case let .double(number): out += number.isFinite ? String(number) : "null"
-        case let .bool(flag): out += flag ? "true" : "false"
-        case .null: out += "null"
+        case let .int(number): out += String(number).utf8
+        case let .double(number): out += (number.isFinite ? String(number) : "null").utf8
+        case let .bool(flag): out += (flag ? "true" : "false").utf8
+        case .null: out += "null".utf8
         case let .object(fields):
-            out += "{"
+            out.append(UInt8(ascii: "{"))
             for (index, (name, field)) in fields.enumerated() {
-                if index > 0 { out += "," }
+                if index > 0 { out.append(UInt8(ascii: ",")) }
                 appendQuoted(name, to: &out)
-                out += ":"
+                out.append(UInt8(ascii: ":"))
                 write(field, to: &out)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    /// Quotes `text`, escaping what RFC 8259 requires (quote, backslash, controls) and
-    /// U+2028/U+2029 so that a line-oriented reader never splits a log line.
-    static func appendQuoted(_ text: String, to out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029 || scalar.value == 0x7f:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
+    static func appendQuoted(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        appendEscaped(text, to: &out)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// Appends `text` escaped for a JSON string: quote, backslash and control characters as
+    /// RFC 8259 requires, and also DEL and U+2028/U+2029, so that a line-oriented reader never
+    /// splits a log line. Plain bytes are copied in runs.
+    static func appendEscaped(_ text: String, to out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { bytes in
+            var runStart = 0
+            var index = 0
+            while index < bytes.count {
+                let byte = bytes[index]
+                let escape: [UInt8]?
+                var width = 1
+                switch byte {
+                case UInt8(ascii: "\""): escape = Array(#"\""#.utf8)
+                case UInt8(ascii: "\\"): escape = Array(#"\\"#.utf8)
+                case UInt8(ascii: "\n"): escape = Array(#"\n"#.utf8)
+                case UInt8(ascii: "\r"): escape = Array(#"\r"#.utf8)
+                case UInt8(ascii: "\t"): escape = Array(#"\t"#.utf8)
+                case 0..<0x20, 0x7f: escape = unicodeEscape(UInt32(byte))
+                // U+2028 and U+2029 are E2 80 A8 and E2 80 A9 in UTF-8.
+                case 0xe2 where index + 2 < bytes.count && bytes[index + 1] == 0x80 && (bytes[index + 2] & 0xfe) == 0xa8:
+                    escape = unicodeEscape(0x2000 | UInt32(bytes[index + 2] - 0x80))
+                    width = 3
+                default: escape = nil
+                }
+                if let escape {
+                    out += UnsafeBufferPointer(rebasing: bytes[runStart..<index])
+                    out += escape
+                    index += width
+                    runStart = index
+                } else {
+                    index += 1
+                }
             }
+            out += UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count])
         }
-        out += "\""
+    }
+
+    private static func unicodeEscape(_ value: UInt32) -> [UInt8] {
+        let hex = Array("0123456789abcdef".utf8)
+        return Array(#"\u"#.utf8) + [12, 8, 4, 0].map { hex[Int((value >> $0) & 0xf)] }
     }
 }

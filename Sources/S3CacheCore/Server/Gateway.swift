@@ -12,13 +12,18 @@ public final class Gateway {
     private let shared: SharedState
     private let logger: Logger
     private let recorder: RequestRecorder
+    private let accessLog: AccessLog
 
     /// - Parameters:
     ///   - configuration: the configuration in force when this gateway was built.
     ///   - store: this thread's own connection to S3 (measured: every call counts in the metrics).
     ///   - shared: what all threads share (cache, backend bound, metrics).
     ///   - recorder: this thread's request metrics, kept across gateways when a reload rebuilds it.
-    init(configuration: Configuration, store: any ObjectStore, shared: SharedState, logger: Logger, recorder: RequestRecorder) {
+    ///   - accessLog: this thread's access log writer, likewise.
+    init(
+        configuration: Configuration, store: any ObjectStore, shared: SharedState, logger: Logger, recorder: RequestRecorder,
+        accessLog: AccessLog
+    ) {
         self.rules = configuration.accessRules
         self.store = store
         self.shared = shared
@@ -27,20 +32,21 @@ public final class Gateway {
             flightTimeout: configuration.s3.connectTimeout + 2 * configuration.s3.readTimeout)
         self.logger = logger
         self.recorder = recorder
+        self.accessLog = accessLog
     }
 
     /// A gateway for one worker thread, measuring its calls to `connection`.
     public convenience init(configuration: Configuration, connection: any ObjectStore, shared: SharedState, logger: Logger) {
         self.init(
             configuration: configuration, store: MeteredStore(connection, metrics: shared.metrics), shared: shared,
-            logger: logger, recorder: shared.metrics.makeRequestRecorder())
+            logger: logger, recorder: shared.metrics.makeRequestRecorder(), accessLog: AccessLog(level: shared.logLevel))
     }
 
     /// The same thread's gateway for a reloaded configuration.
     func rebuilt(configuration: Configuration, connection: any ObjectStore) -> Gateway {
         Gateway(
             configuration: configuration, store: MeteredStore(connection, metrics: shared.metrics), shared: shared,
-            logger: logger, recorder: recorder)
+            logger: logger, recorder: recorder, accessLog: accessLog)
     }
 
     /// Answers one request completely, whatever goes wrong, and logs it.
@@ -125,28 +131,23 @@ public final class Gateway {
         var bucket: String?
         if case let .object(address) = route, rules.levels[address.bucket] != nil { bucket = address.bucket }
         recorder.record(method: method, status: status, bucket: bucket, nanoseconds: elapsed)
-        var metadata: Logger.Metadata = [
-            "method": .string(method),
-            "status": .stringConvertible(status),
-            "duration_ms": .stringConvertible((Double(elapsed) / 1e3).rounded() / 1e3),
-            "bytes_sent": .stringConvertible(response.bodyBytesSent),
-            "remote_addr": .string(exchange.param("REMOTE_ADDR") ?? ""),
-            "user_agent": .string(exchange.param("HTTP_USER_AGENT") ?? ""),
-        ]
-        if let requestID = exchange.param("REQUEST_ID") { metadata["request_id"] = .string(requestID) }
+        let serverFault = failure != nil && (response.status >= 500 || response.status == 0)
+        guard accessLog.isEnabled(serverFault: serverFault) else { return }
+        var entry = AccessLog.Entry(
+            method: method, status: status, elapsedNanoseconds: elapsed, bytesSent: response.bodyBytesSent,
+            remoteAddress: exchange.param("REMOTE_ADDR") ?? "", userAgent: exchange.param("HTTP_USER_AGENT") ?? "",
+            requestID: exchange.param("REQUEST_ID"), cache: cache?.result.rawValue,
+            error: failure.map { String(describing: $0) }, isServerFault: serverFault)
         switch route {
         case let .object(address):
-            metadata["bucket"] = .string(address.bucket)
-            metadata["key"] = .string(address.key)
-        case .health: metadata["path"] = "/health"
-        case .ready: metadata["path"] = "/ready"
-        case .stats: metadata["path"] = "/stats"
-        case .metrics: metadata["path"] = "/metrics"
+            entry.bucket = address.bucket
+            entry.key = address.key
+        case .health: entry.path = "/health"
+        case .ready: entry.path = "/ready"
+        case .stats: entry.path = "/stats"
+        case .metrics: entry.path = "/metrics"
         case .invalidObject, .notFound: break
         }
-        if let cache { metadata["cache"] = .string(cache.result.rawValue) }
-        if let failure { metadata["error"] = .string(String(describing: failure)) }
-        let serverFault = failure != nil && (response.status >= 500 || response.status == 0)
-        logger.log(level: serverFault ? .error : .info, "request", metadata: metadata)
+        accessLog.write(entry)
     }
 }

@@ -44,7 +44,7 @@ public enum Server {
             listen = try ListenSocket.open(configuration.listen, backlog: configuration.backlog)
         }
 
-        let shared = SharedState(configuration: configuration)
+        let shared = SharedState(configuration: configuration, logLevel: logLevel)
         let pool = WorkerPool(
             listen: listen, threads: configuration.threads,
             reportError: { message in logger.error("worker thread failure", metadata: ["error": .string(message)]) },
@@ -62,7 +62,7 @@ public enum Server {
             var timeout = timespec(tv_sec: Int(tick), tv_nsec: Int((tick - tick.rounded(.down)) * 1e9))
             let received = sigtimedwait(&signals, nil, &timeout)
             if received == SIGHUP {
-                reload(source, shared: shared, logLevel: logLevel, notifier: notifier, logger: logger)
+                reload(source, shared: shared, notifier: notifier, logger: logger)
             } else if received == SIGTERM || received == SIGINT {
                 stop(pool, signal: received, notifier: notifier, logger: logger)
                 return
@@ -82,7 +82,7 @@ public enum Server {
     /// Re-reads the configuration and puts it in force, or keeps the current one when the new
     /// one does not parse.
     static func reload(
-        _ source: ConfigurationSource, shared: SharedState, logLevel: LogLevelSetting, notifier: SystemdNotifier, logger: Logger
+        _ source: ConfigurationSource, shared: SharedState, notifier: SystemdNotifier, logger: Logger
     ) {
         notifier.notify("RELOADING=1")
         defer { notifier.notify("READY=1") }
@@ -96,7 +96,6 @@ public enum Server {
             return
         }
         let needRestart = shared.reload(configuration)
-        logLevel.value = shared.live.current.logLevel
         var metadata: Logger.Metadata = ["buckets": .string(shared.live.current.accessRules.description)]
         if !needRestart.isEmpty { metadata["needs_restart"] = .string(needRestart.joined(separator: ",")) }
         logger.notice("configuration reloaded", metadata: metadata)

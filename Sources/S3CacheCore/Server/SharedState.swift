@@ -11,12 +11,15 @@ public final class SharedState: Sendable {
     let gate: BackendGate
     public let metrics: GatewayMetrics
     let readiness: Readiness
+    /// The least severe level logged, access log included; a reload changes it.
+    public let logLevel: LogLevelSetting
 
     public init(
-        configuration: Configuration, clock: any CacheClock = MonotonicClock(),
+        configuration: Configuration, logLevel: LogLevelSetting? = nil, clock: any CacheClock = MonotonicClock(),
         metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), readinessInterval: Double = 3
     ) {
         live = LiveConfiguration(configuration)
+        self.logLevel = logLevel ?? LogLevelSetting(configuration.logLevel)
         cache = configuration.maxCacheSize > 0 ? ObjectCache(settings: configuration.cacheSettings, clock: clock) : nil
         gate = BackendGate(limit: configuration.backendConcurrency)
         metrics = GatewayMetrics(registry: metricsRegistry, version: S3CacheVersion.current)
@@ -29,6 +32,7 @@ public final class SharedState: Sendable {
     /// - Returns: the variables whose change needs a restart (they keep their current values).
     public func reload(_ configuration: Configuration) -> [String] {
         let deferred = live.apply(configuration)
+        logLevel.value = live.current.logLevel
         let settings = live.current.cacheSettings
         cache?.updateTiming(ttl: settings.ttl, negativeTTL: settings.negativeTTL, staleGrace: settings.staleGrace)
         metrics.recordReload(applied: true)
