@@ -66,15 +66,16 @@ def copy_units(directory: Path, binary: Path | str) -> tuple[Path, Path]:
     return socket_copy, service_copy
 
 
-def verify(*units: Path) -> str:
+def verify(*units: Path, man: bool = True) -> str:
     """Everything ``systemd-analyze verify`` says about ``units`` ('' when it accepts them).
 
     Its exit status alone is not enough: an unknown key or a value that does not parse is
     reported as "..., ignoring" with status 0, and systemd would then run the unit without
-    that setting. So the caller checks that nothing was said at all.
+    that setting. So the caller checks that nothing was said at all. ``man=False`` skips the
+    check that the ``Documentation=man:`` pages are installed (for units not installed yet).
     """
-    result = subprocess.run([systemd_analyze(), "verify", *map(str, units)], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([systemd_analyze(), "verify", f"--man={'yes' if man else 'no'}", *map(str, units)],
+                            capture_output=True, text=True, timeout=60)
     output = (result.stdout + result.stderr).strip()
     if result.returncode != 0 and not output:
         output = f"systemd-analyze verify exited with status {result.returncode}"

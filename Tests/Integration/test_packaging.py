@@ -58,7 +58,8 @@ def run(*argv: str, timeout: float = 120, check: bool = True, **options) -> subp
 
 def test_systemd_analyze_verify_accepts_the_units(tmp_path):
     socket_unit, service_unit = copy_units(tmp_path, worker_binary())
-    assert verify(socket_unit, service_unit) == ""
+    # Documentation=man:s3cache(8) is checked once the page is installed (the .deb test).
+    assert verify(socket_unit, service_unit, man=False) == ""
 
 
 def test_verify_reports_what_systemd_would_ignore(tmp_path):
@@ -67,7 +68,7 @@ def test_verify_reports_what_systemd_would_ignore(tmp_path):
     service_unit.write_text(service_unit.read_text()
                             .replace("ProtectSystem=strict", "ProtectSystem=stricter")
                             .replace("WatchdogSec=", "WatchdogSecs="))
-    output = verify(socket_unit, service_unit)
+    output = verify(socket_unit, service_unit, man=False)
     assert "ProtectSystem" in output or "protect system" in output, output
     assert "WatchdogSecs" in output, output
 
