@@ -179,6 +179,15 @@ class Trace:
         return found
 
 
+def _drain(receiver: socket.socket) -> list[str]:
+    messages = []
+    while True:
+        try:
+            messages.append(receiver.recv(4096).decode(errors="replace"))
+        except BlockingIOError:
+            return messages
+
+
 def _traced_worker(directory: Path, binary: Path, trace: Path) -> Path:
     """A launcher for the stack: the worker under strace, MDWE and no-new-privs enforced."""
     launcher = directory / "traced-s3cache"
@@ -212,8 +221,8 @@ def test_worker_stays_within_the_units_sandbox(tmp_path):
     notify.setblocking(False)
     stack = start_stack(
         binary=_traced_worker(tmp_path, binary, trace_path), demo_objects=True,
-        # The cleanup thread runs during the test; sd_notify and watchdog pings (when the
-        # worker sends them) go to a socket of ours, as they would to systemd's.
+        # The cleanup thread runs during the test; the notify messages and watchdog pings go
+        # to a socket of ours, as they would to systemd's.
         worker_env={"CLEANUP_INTERVAL": "1", "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "1000000"})
     try:
         spool = stack.root / "spool"
@@ -228,7 +237,8 @@ def test_worker_stays_within_the_units_sandbox(tmp_path):
                            headers={"Content-Encoding": "gzip"}).status == 200
         assert raw_request(stack, "GET", f"/objects/local/{key}.gz", headers={"Accept-Encoding": "gzip"}).status == 200
         assert raw_request(stack, "DELETE", f"/objects/local/{key}").status == 204
-        assert raw_request(stack, "GET", "/health").status == 200
+        for path in ("/health", "/ready", "/metrics", "/stats"):
+            assert raw_request(stack, "GET", path).status == 200, path
 
         # The traced process is strace; the worker is its child.
         tracer = stack.worker_pid
@@ -241,9 +251,15 @@ def test_worker_stays_within_the_units_sandbox(tmp_path):
         os.kill(worker, signal.SIGTERM)                # systemctl stop
         wait_until(lambda: not stack.worker_alive(), 30, "the traced worker to exit")
         assert stack.worker.popen.returncode == 0, stack.worker_output()[-3000:]
+        messages = _drain(notify)
     finally:
         stack.stop()
         notify.close()
+
+    # What Type=notify and WatchdogSec= in the unit rely on: without READY=1 systemd would
+    # fail the start, without WATCHDOG=1 it would kill a healthy worker.
+    for state in ("READY=1", "WATCHDOG=1", "STOPPING=1"):
+        assert any(state in message.split("\n") for message in messages), f"no {state} among {messages[:10]}"
 
     trace = Trace(trace_path.read_text(errors="replace"))
     assert trace.calls and trace.calls[0][0] == "execve", "the trace does not start at the worker's execve"
