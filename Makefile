@@ -4,6 +4,7 @@
 #   make test       install what is needed, build, run every test (unit and integration)
 #   make install    binary, systemd units, nginx snippets into their usual places
 #   make uninstall  remove what make install put there
+#   make deb        dist/s3cache_<version>_<arch>.deb (binary with Swift's runtime linked in)
 
 SHELL := /bin/sh
 SWIFT ?= swift
@@ -17,12 +18,27 @@ UNITDIR ?= /etc/systemd/system
 NGINXDIR ?= /etc/nginx/snippets
 CONFDIR ?= /etc/s3cache
 DOCDIR := $(PREFIX)/share/doc/s3cache
+MANDIR := $(PREFIX)/share/man
 
 BINARY := .build/release/s3cache
+# What the binaries are built from: `make install` and `make deb` rebuild when one changed.
+SWIFT_SOURCES := Package.swift $(shell find Sources -type f 2>/dev/null)
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS='-k cache -x'
 PYTEST_ARGS ?=
 
-.PHONY: all deps build run test unit-test integration-test install uninstall clean
+# The package: version from the one place the worker reports it (S3CacheVersion.current),
+# plus a Debian revision; built in its own scratch path with the Swift runtime linked
+# statically, so the .deb does not need /opt/swift. -z now: full RELRO, as Debian builds.
+VERSION := $(shell sed -n 's/^ *public static let current = "\([^"]*\)".*/\1/p' Sources/S3CacheCore/Server/Process.swift)
+DEB_REVISION ?= 1
+DEB_VERSION := $(VERSION)-$(DEB_REVISION)
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEB_SCRATCH := .build-deb
+DEB_BINARY := $(DEB_SCRATCH)/release/s3cache
+DEB := dist/s3cache_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEB_FILES := $(wildcard systemd/* nginx/* packaging/* packaging/debian/*)
+
+.PHONY: all deps build run test unit-test integration-test install uninstall deb clean
 
 all: build
 
@@ -46,34 +62,56 @@ integration-test:
 
 install: $(BINARY)
 	install -D -m 0755 $(BINARY) $(DESTDIR)$(BINDIR)/s3cache
-	install -D -m 0644 systemd/s3cache.socket $(DESTDIR)$(UNITDIR)/s3cache.socket
-	sed 's|/usr/bin/s3cache|$(BINDIR)/s3cache|g' systemd/s3cache.service > $(DESTDIR)$(UNITDIR)/s3cache.service.tmp
-	install -D -m 0644 $(DESTDIR)$(UNITDIR)/s3cache.service.tmp $(DESTDIR)$(UNITDIR)/s3cache.service
-	rm -f $(DESTDIR)$(UNITDIR)/s3cache.service.tmp
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	install -m 0644 systemd/s3cache.socket $(DESTDIR)$(UNITDIR)/s3cache.socket
+	# The unit names /usr/bin/s3cache, where the package puts it.
+	sed 's|/usr/bin/s3cache|$(BINDIR)/s3cache|g' systemd/s3cache.service > $(DESTDIR)$(UNITDIR)/s3cache.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/s3cache.service
 	install -D -m 0644 nginx/s3cache-upstream.conf $(DESTDIR)$(NGINXDIR)/s3cache-upstream.conf
 	install -D -m 0644 nginx/s3cache-locations.conf $(DESTDIR)$(NGINXDIR)/s3cache-locations.conf
 	install -D -m 0644 nginx/s3cache-fastcgi.conf $(DESTDIR)$(NGINXDIR)/s3cache-fastcgi.conf
 	install -D -m 0644 nginx/example-site.conf $(DESTDIR)$(DOCDIR)/example-site.conf
-	# The configuration is the operator's: never overwritten once it exists.
+	install -D -m 0644 packaging/s3cache.8 $(DESTDIR)$(MANDIR)/man8/s3cache.8
+	# The configuration is the operator's (it holds the S3 secret): never overwritten once it exists.
 	test -e $(DESTDIR)$(CONFDIR)/s3cache.conf || install -D -m 0640 systemd/s3cache.env $(DESTDIR)$(CONFDIR)/s3cache.conf
 	@if [ -z "$(DESTDIR)" ]; then \
-		getent passwd s3cache >/dev/null || useradd --system --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin s3cache; \
-		chgrp s3cache $(CONFDIR)/s3cache.conf; \
+		getent passwd s3cache >/dev/null || \
+			useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin s3cache; \
+		chown root:s3cache $(CONFDIR)/s3cache.conf && chmod 0640 $(CONFDIR)/s3cache.conf; \
 		systemctl daemon-reload 2>/dev/null || true; \
-		echo "installed; now: systemctl enable --now s3cache.socket"; \
+		echo "installed; edit $(CONFDIR)/s3cache.conf, then: systemctl enable --now s3cache.socket"; \
 	fi
 
 uninstall:
-	-systemctl disable --now s3cache.socket s3cache.service 2>/dev/null
+	@# Only a real uninstall touches systemd. Stopping needs a running systemd; disabling
+	@# works without one (it removes the sockets.target.wants link), so they are separate.
+	@if [ -z "$(DESTDIR)" ]; then \
+		systemctl stop s3cache.socket s3cache.service 2>/dev/null || true; \
+		systemctl disable s3cache.socket 2>/dev/null || true; \
+	fi
 	rm -f $(DESTDIR)$(BINDIR)/s3cache
 	rm -f $(DESTDIR)$(UNITDIR)/s3cache.socket $(DESTDIR)$(UNITDIR)/s3cache.service
 	rm -f $(DESTDIR)$(NGINXDIR)/s3cache-upstream.conf $(DESTDIR)$(NGINXDIR)/s3cache-locations.conf $(DESTDIR)$(NGINXDIR)/s3cache-fastcgi.conf
+	rm -f $(DESTDIR)$(MANDIR)/man8/s3cache.8
 	rm -rf $(DESTDIR)$(DOCDIR)
-	-systemctl daemon-reload 2>/dev/null
-	@echo "left in place: $(CONFDIR)/s3cache.conf and the s3cache user (remove them by hand if wanted)"
+	@if [ -z "$(DESTDIR)" ]; then systemctl daemon-reload 2>/dev/null || true; fi
+	@echo "left in place: $(DESTDIR)$(CONFDIR)/s3cache.conf and the s3cache user (remove them by hand if wanted)"
 
-$(BINARY):
+deb: $(DEB)
+
+$(DEB): $(DEB_BINARY) $(DEB_FILES)
+	@test -n "$(VERSION)" || { echo "cannot read S3CacheVersion.current from Sources/S3CacheCore/Server/Process.swift" >&2; exit 1; }
+	@test -n "$(DEB_ARCH)" || { echo "dpkg --print-architecture failed: make deb needs Debian's dpkg" >&2; exit 1; }
+	packaging/build-deb $(DEB_BINARY) $(DEB_VERSION) $(DEB_ARCH) $(DEB_SCRATCH)/deb-root $@
+
+$(DEB_BINARY): $(SWIFT_SOURCES)
+	$(SWIFT) build -c release --product s3cache --static-swift-stdlib --scratch-path $(DEB_SCRATCH) \
+		-Xlinker -z -Xlinker now
+	@touch $@
+
+$(BINARY): $(SWIFT_SOURCES)
 	$(SWIFT) build -c release --product s3cache
+	@touch $@
 
 clean:
-	rm -rf .build
+	rm -rf .build $(DEB_SCRATCH) dist
