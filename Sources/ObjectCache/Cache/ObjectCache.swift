@@ -162,10 +162,10 @@ public struct CacheUsage: Sendable, Equatable {
 }
 
 final class Shard: Sendable {
-    let state: Mutex<ShardState>
+    let state: ShardLock<ShardState>
 
     init(capacity: Int, policy: EvictionPolicyKind) {
-        state = Mutex(ShardState(policy: AnyEvictionPolicy(policy, capacity: capacity)))
+        state = ShardLock(ShardState(policy: AnyEvictionPolicy(policy, capacity: capacity)))
     }
 }
 
