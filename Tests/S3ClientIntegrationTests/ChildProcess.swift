@@ -22,15 +22,13 @@ final class ChildProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
         process.standardInput = FileHandle.nullDevice
-        if let logFile, FileManager.default.createFile(atPath: logFile, contents: nil),
-            let handle = FileHandle(forWritingAtPath: logFile)
-        {
-            process.standardOutput = handle
-            process.standardError = handle
-        } else {
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
+        let log = logFile.flatMap { path in
+            FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil
         }
+        process.standardOutput = log ?? FileHandle.nullDevice
+        process.standardError = log ?? FileHandle.nullDevice
+        // The child has its own copy of the descriptor; ours would only leak.
+        defer { try? log?.close() }
         try process.run()
     }
 

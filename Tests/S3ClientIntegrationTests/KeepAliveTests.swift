@@ -43,18 +43,20 @@ extension PlainMotoTests {
         }
 
         /// The server closed the kept connection while the client was idle (an idle timeout):
-        /// the next request still succeeds, on a new connection.
+        /// the next request still succeeds on a new connection, an upload (never retried)
+        /// included, because the dead connection is noticed before anything is sent on it.
         @Test func idleConnectionClosedByTheServerIsReplaced() throws {
             try withRelay { relay, s3 in
                 let bucket = uniqueBucket("idle-close")
                 try s3.createBucket(bucket: bucket)
-                try s3.putInChunks(bucket: bucket, key: "k", Array("first".utf8))
                 #expect(relay.acceptedConnections == 1)
                 relay.closeAllConnections()
-                #expect(try s3.download(bucket: bucket, key: "k").body == Array("first".utf8))
-                try s3.putInChunks(bucket: bucket, key: "k", Array("second".utf8))
-                #expect(try s3.download(bucket: bucket, key: "k").body == Array("second".utf8))
+                try s3.putInChunks(bucket: bucket, key: "k", Array("after close".utf8))
                 #expect(relay.acceptedConnections == 2)
+                relay.closeAllConnections()
+                #expect(try s3.download(bucket: bucket, key: "k").body == Array("after close".utf8))
+                #expect(try s3.headObject(bucket: bucket, key: "k").status == 200)
+                #expect(relay.acceptedConnections == 3)
             }
         }
 

@@ -23,6 +23,20 @@ extension VerifyingMotoTests {
             expectServiceError(status: 404, code: nil) { _ = try s3.headObject(bucket: bucket, key: "signed-payload.bin") }
         }
 
+        /// The bucket travels in the signed Host header (`bucket.localhost:port`), not the path.
+        @Test func virtualHostedRequestsAreSignedCorrectly() throws {
+            let moto = try SharedMoto.get()
+            let credentials = try #require(moto.credentials)
+            let s3 = try moto.server.connection(
+                credentials: credentials, addressing: .virtualHost, endpoint: "localhost:\(moto.server.port)")
+            let bucket = uniqueBucket("signed-virtual")
+            try s3.createBucket(bucket: bucket)
+            try s3.putInChunks(bucket: bucket, key: "plain.bin", Array("virtual".utf8))
+            #expect(try s3.download(bucket: bucket, key: "plain.bin").body == Array("virtual".utf8))
+            #expect(try s3.headObject(bucket: bucket, key: "plain.bin").status == 200)
+            #expect(try s3.deleteObject(bucket: bucket, key: "plain.bin").status == 204)
+        }
+
         @Test func wrongSecretIsRefusedWithoutLeakingIt() throws {
             let moto = try SharedMoto.get()
             let good = try moto.connection()
