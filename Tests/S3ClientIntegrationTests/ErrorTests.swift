@@ -52,6 +52,73 @@ extension PlainMotoTests {
             #expect(try Self.queuedConnections(silent.descriptor) == 1, "a timed-out request is not retried")
         }
 
+        /// An upload to a server that stops reading: once the socket buffers are full no byte
+        /// moves, and the read timeout (which watches both directions) ends the request.
+        @Test func stalledUploadTimesOut() throws {
+            let silent = try LoopbackPort.listening(backlog: 8)
+            defer { close(silent.descriptor) }
+            let s3 = try S3Connection(
+                configuration: S3Configuration(endpoint: "127.0.0.1:\(silent.port)", connectTimeout: 5, readTimeout: 1))
+            let pattern = PatternStream()
+            var offset: Int64 = 0
+            let seconds = measure {
+                expectS3Error("a timeout", {
+                    try s3.putObject(bucket: "b", key: "k", contentLength: 256 << 20, payloadSHA256: nil) { buffer in
+                        pattern.fill(buffer, at: offset)
+                        offset += Int64(buffer.count)
+                        return buffer.count
+                    }
+                }) { $0.isTimeout }
+            }
+            #expect(seconds >= 0.9 && seconds < 4, "read timeout 1 s took \(seconds) s")
+            #expect(offset < 256 << 20, "the body stopped being pulled when the server stopped reading")
+        }
+
+        /// A download that stops mid-body after a fast first megabyte: the read timeout counts
+        /// from the last byte, not from an average over the burst.
+        @Test func stalledDownloadTimesOut() throws {
+            let moto = try SharedMoto.get()
+            let bucket = uniqueBucket("stall")
+            let bytes = PatternStream().prefix(4 << 20)
+            let direct = try moto.connection()
+            try direct.createBucket(bucket: bucket)
+            try direct.putInChunks(bucket: bucket, key: "big", bytes, chunkSize: 1 << 20)
+            try moto.withRelay { relay in
+                relay.stallResponses(after: 1 << 20)
+                let s3 = try S3Connection(
+                    configuration: S3Configuration(endpoint: relay.endpoint, connectTimeout: 5, readTimeout: 1))
+                var heads = 0
+                var received = 0
+                let seconds = measure {
+                    expectS3Error("a timeout", {
+                        try s3.getObject(
+                            bucket: bucket, key: "big", onHead: { _ in heads += 1 }, onBody: { received += $0.count })
+                    }) { $0.isTimeout }
+                }
+                #expect(seconds >= 0.9 && seconds < 4, "read timeout 1 s took \(seconds) s")
+                #expect(heads == 1)
+                #expect(received > 0 && received < bytes.count)
+                #expect(relay.acceptedConnections == 1, "a GET whose head reached the caller is not retried")
+            }
+        }
+
+        /// S3 refuses an upload (no such bucket) while the body is still being sent: the
+        /// caller gets S3's answer, not the broken pipe that may follow it.
+        @Test func refusedLargeUploadReportsTheServiceError() throws {
+            let s3 = try SharedMoto.get().connection()
+            let pattern = PatternStream()
+            var offset: Int64 = 0
+            expectServiceError(status: 404, code: "NoSuchBucket") {
+                try s3.putObject(
+                    bucket: uniqueBucket("absent"), key: "big", contentLength: 8 << 20, payloadSHA256: nil
+                ) { buffer in
+                    pattern.fill(buffer, at: offset)
+                    offset += Int64(buffer.count)
+                    return buffer.count
+                }
+            }
+        }
+
         /// The body callback runs dry early: the upload is aborted mid-request, so S3 sees a
         /// truncated request, not a shorter object, and stores nothing.
         @Test func shortUploadIsAbortedAndNothingIsStored() throws {

@@ -3,20 +3,12 @@ import Testing
 
 extension PlainMotoTests {
     /// Connection reuse and the one retry, seen through a relay that counts the TCP
-    /// connections the client opens and can close them the way a server does.
-    ///
-    /// moto closes the connection after every answer (`Connection: close`), so the relay
-    /// forwards to an nginx that keeps client connections alive and proxies to moto:
-    /// client → relay (counts, closes, drops) → nginx (keep-alive) → moto.
+    /// connections the client opens and can close them the way a server does
+    /// (see `SharedMoto.withRelay`).
     @Suite struct KeepAliveTests {
-        /// Runs `body` with a fresh relay and nginx in front of the suite's moto; always stops both.
         private func withRelay(_ body: (TCPRelay, S3Connection) throws -> Void) throws {
             let moto = try SharedMoto.get()
-            let nginx = try NginxProxy.start(upstreamPort: moto.server.port, tls: false)
-            defer { nginx.stop() }
-            let relay = try TCPRelay(upstreamPort: nginx.port)
-            defer { relay.stop() }
-            try body(relay, try moto.server.connection(endpoint: relay.endpoint))
+            try moto.withRelay { relay in try body(relay, try moto.server.connection(endpoint: relay.endpoint)) }
         }
 
         @Test func fiftySequentialRequestsShareOneConnection() throws {

@@ -31,6 +31,20 @@ struct SharedMoto: Sendable {
         if let credentials { return try server.connection(credentials: credentials) }
         return try server.connection()
     }
+
+    /// Runs `body` with client → relay (counts, closes, drops, stalls) → nginx → this moto,
+    /// and stops the relay and nginx afterwards, however `body` ends.
+    ///
+    /// moto closes the connection after every answer (`Connection: close`), so keep-alive
+    /// is only observable through a server that keeps client connections open: nginx does,
+    /// opening upstream connections to moto as moto closes them.
+    func withRelay(_ body: (TCPRelay) throws -> Void) throws {
+        let nginx = try NginxProxy.start(upstreamPort: server.port, tls: false)
+        defer { nginx.stop() }
+        let relay = try TCPRelay(upstreamPort: nginx.port)
+        defer { relay.stop() }
+        try body(relay)
+    }
 }
 
 /// The trait that gives a suite (and the suites nested in it) its `SharedMoto`.

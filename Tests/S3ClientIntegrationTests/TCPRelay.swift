@@ -10,8 +10,9 @@ import Glibc
 ///
 /// Counting accepted connections is how a test sees, from outside, whether the client
 /// reused its keep-alive connection. On request the relay also misbehaves the way servers
-/// and middleboxes do: it closes every connection between requests (an idle timeout), or
-/// closes a connection as soon as the next request's first bytes arrive, unanswered.
+/// and middleboxes do: it closes every connection between requests (an idle timeout),
+/// closes a connection as soon as the next request's first bytes arrive, unanswered, or
+/// stops passing on a response part-way while keeping the connection open (a hung server).
 ///
 /// Two threads per connection copy bytes; only those threads close descriptors, after
 /// removing them from `live` under the lock, so `closeAllConnections` never shuts down
@@ -35,6 +36,8 @@ final class TCPRelay: Sendable {
         var nextID = 0
         var live: [Int: Connection] = [:]
         var requestsToDrop = 0
+        /// Response bytes still passed on per connection before it goes silent; nil: no limit.
+        var responseByteLimit: Int?
     }
 
     var endpoint: String { "127.0.0.1:\(port)" }
@@ -52,6 +55,12 @@ final class TCPRelay: Sendable {
     /// forwarding them: the server went away just as the client reused or opened a connection.
     func dropNextRequests(_ count: Int) {
         state.withLock { $0.requestsToDrop += count }
+    }
+
+    /// From now on each connection passes on at most `bytes` response bytes (counted from
+    /// its start), then swallows the rest: the client sees a response that stops mid-body.
+    func stallResponses(after bytes: Int) {
+        state.withLock { $0.responseByteLimit = bytes }
     }
 
     /// Closes every open connection (both sides) and waits, up to 2 s, until they are gone:
@@ -108,16 +117,25 @@ final class TCPRelay: Sendable {
 
     private func pump(_ id: Int, from source: Int32, to sink: Int32, isRequestSide: Bool) {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var passedOn = 0
         while true {
             let count = buffer.withUnsafeMutableBytes { read(source, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { break }
             if isRequestSide && takeDrop() { break }
-            guard sendAll(sink, buffer, count) else { break }
+            // A stalled response keeps being read (and dropped) so the relay notices when
+            // the client gives up and closes.
+            let allowed = isRequestSide ? count : min(count, responseAllowance(passedOn))
+            guard sendAll(sink, buffer, allowed) else { break }
+            passedOn += allowed
         }
         shutdown(source, Int32(SHUT_RDWR))
         shutdown(sink, Int32(SHUT_RDWR))
         finish(id)
+    }
+
+    private func responseAllowance(_ passedOn: Int) -> Int {
+        state.withLock { state in state.responseByteLimit.map { max(0, $0 - passedOn) } ?? Int.max }
     }
 
     private func takeDrop() -> Bool {
