@@ -1,4 +1,4 @@
-import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -6,87 +6,129 @@ import Glibc
 
 /// A helper process the tests start (moto, nginx, openssl), with bounded waits only.
 ///
-/// `stop()` sends SIGTERM, gives the process a few seconds, then SIGKILLs it: a test
-/// must never hang on a child that ignores the polite signal. Output goes to a file
-/// (or nowhere), never to a pipe nobody drains.
-final class ChildProcess: @unchecked Sendable {
-    // @unchecked: `Process` is not marked Sendable; we only call its thread-safe
-    // `isRunning`, `processIdentifier`, `terminate` and `terminationStatus`.
-    private let process: Process
+/// Spawned with `posix_spawnp` rather than Foundation's `Process`, because the child must
+/// start clean: `Process` passes on the spawning thread's signal mask, and the test
+/// runner's threads block SIGTERM, so nginx (single-process mode) and moto ignored the
+/// polite stop and had to be killed after the grace period. Here the child gets an empty
+/// mask, default signal handlers, /dev/null as stdin, its output in a log file (or
+/// /dev/null; never a pipe nobody drains), and none of our other descriptors: a relay's
+/// socket inherited by nginx would stay open after the relay closed it.
+final class ChildProcess: Sendable {
     let name: String
+    let pid: pid_t
+    /// The wait status once reaped; nil while the child runs.
+    private let reaped = Mutex<Int32?>(nil)
 
-    /// Starts `arguments[0]` found on `PATH`, output appended to `logFile` (or discarded).
+    /// Starts `arguments[0]` (looked up on `PATH`), output to `logFile` (or discarded).
     init(_ arguments: [String], logFile: String? = nil) throws {
-        name = arguments.first ?? "?"
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        let log = logFile.flatMap { path in
-            FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil
-        }
-        process.standardOutput = log ?? FileHandle.nullDevice
-        process.standardError = log ?? FileHandle.nullDevice
-        // The child has its own copy of the descriptor; ours would only leak.
-        defer { try? log?.close() }
-        try process.run()
+        precondition(!arguments.isEmpty, "a command needs a program name")
+        name = arguments[0]
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logFile ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let closeFrom = Self.addCloseFrom { _ = closeFrom(&actions, 3) }
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)  // SIGPIPE is ignored in here
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid = pid_t()
+        let result = posix_spawnp(&pid, name, &actions, &attributes, argv, environ)
+        guard result == 0 else { throw TestSetupError("cannot start \(name): \(String(cString: strerror(result)))") }
+        self.pid = pid
     }
 
-    var isRunning: Bool { process.isRunning }
+    deinit {
+        stop()
+    }
 
-    /// Waits at most `timeout` seconds for the process to exit on its own; its status, or nil.
-    func waitForExit(timeout: TimeInterval) -> Int32? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning {
-            guard Date() < deadline else { return nil }
-            usleep(20_000)
+    /// Reaps the child if it has exited; true while it runs.
+    var isRunning: Bool {
+        reaped.withLock { status in
+            guard status == nil else { return false }
+            var waitStatus: Int32 = 0
+            let result = waitpid(pid, &waitStatus, WNOHANG)
+            if result == pid || (result < 0 && errno == ECHILD) { status = waitStatus }
+            return status == nil
         }
-        return process.terminationStatus
+    }
+
+    /// Waits at most `timeout` seconds for the process to exit; its exit code, or nil when it
+    /// is still running (or was killed by a signal).
+    func waitForExit(timeout: Double) -> Int32? {
+        guard Self.poll(timeout: timeout, { !isRunning }) else { return nil }
+        let status = reaped.withLock { $0 } ?? -1
+        return status & 0x7f == 0 ? (status >> 8) & 0xff : nil
     }
 
     /// SIGTERM, up to 5 s to exit, then SIGKILL and up to 5 s more. Safe to call twice.
     func stop() {
-        guard process.isRunning else { return }
-        process.terminate()
-        if waitForExit(timeout: 5) != nil { return }
-        kill(process.processIdentifier, SIGKILL)
-        _ = waitForExit(timeout: 5)
+        guard isRunning else { return }
+        kill(pid, SIGTERM)
+        if Self.poll(timeout: 5, { !isRunning }) { return }
+        kill(pid, SIGKILL)
+        _ = Self.poll(timeout: 5, { !isRunning })
     }
 
     /// `stop()` for async callers: waits with `Task.sleep`, so the wait holds no thread of
     /// the (small) cooperative pool that Swift Testing runs every test on.
     func stop() async {
-        guard process.isRunning else { return }
-        process.terminate()
-        if await poll(timeout: 5, { !process.isRunning }) { return }
-        kill(process.processIdentifier, SIGKILL)
-        _ = await poll(timeout: 5, { !process.isRunning })
+        guard isRunning else { return }
+        kill(pid, SIGTERM)
+        if await Self.poll(timeout: 5, { !isRunning }) { return }
+        kill(pid, SIGKILL)
+        _ = await Self.poll(timeout: 5, { !isRunning })
     }
 
-    /// Polls `ready` every 50 ms for up to `timeout` seconds while the process runs.
-    func waitUntil(timeout: TimeInterval, _ ready: () -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while !ready() {
-            guard process.isRunning else { throw TestSetupError("\(name) exited during startup") }
-            guard Date() < deadline else { throw TestSetupError("\(name) not ready after \(Int(timeout)) s") }
-            usleep(50_000)
-        }
+    /// Polls `ready` every 20 ms for up to `timeout` seconds while the process runs.
+    func waitUntil(timeout: Double, _ ready: () -> Bool) throws {
+        guard Self.poll(timeout: timeout, { ready() || !isRunning }), isRunning else { throw startupFailure(timeout) }
     }
 
     /// `waitUntil` for async callers, sleeping with `Task.sleep`.
-    func waitUntil(timeout: TimeInterval, _ ready: () -> Bool) async throws {
-        let started = ContinuousClock.now
-        while !ready() {
-            guard process.isRunning else { throw TestSetupError("\(name) exited during startup") }
-            guard ContinuousClock.now - started < .seconds(timeout) else {
-                throw TestSetupError("\(name) not ready after \(Int(timeout)) s")
-            }
-            try await Task.sleep(for: .milliseconds(50))
+    func waitUntil(timeout: Double, _ ready: () -> Bool) async throws {
+        guard await Self.poll(timeout: timeout, { ready() || !isRunning }), isRunning else {
+            throw startupFailure(timeout)
         }
     }
 
+    private func startupFailure(_ timeout: Double) -> TestSetupError {
+        TestSetupError(isRunning ? "\(name) not ready after \(timeout) s" : "\(name) exited during startup")
+    }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+): declared only for
+    /// `_GNU_SOURCE`, which Swift's Glibc module does not define, so looked up at run time.
+    private static var addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32)? {
+        guard let program = dlopen(nil, RTLD_NOW), let symbol = dlsym(program, "posix_spawn_file_actions_addclosefrom_np")
+        else { return nil }
+        defer { dlclose(program) }  // libc stays loaded: the function pointer stays valid
+        return unsafeBitCast(
+            symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32).self)
+    }
+
     /// True as soon as `condition` holds, false after `timeout` seconds.
-    private func poll(timeout: TimeInterval, _ condition: () -> Bool) async -> Bool {
+    private static func poll(timeout: Double, _ condition: () -> Bool) -> Bool {
+        let started = ContinuousClock.now
+        while !condition() {
+            guard ContinuousClock.now - started < .seconds(timeout) else { return false }
+            usleep(20_000)
+        }
+        return true
+    }
+
+    private static func poll(timeout: Double, _ condition: () -> Bool) async -> Bool {
         let started = ContinuousClock.now
         while !condition() {
             guard ContinuousClock.now - started < .seconds(timeout) else { return false }

@@ -21,10 +21,14 @@ extension VerifyingMotoTests {
                     connectTimeout: 5, readTimeout: 20, caFile: caFile))
         }
 
+        /// Through a counting relay in front of nginx, so the test also sees the TLS
+        /// connection kept alive across requests.
         @Test func trustedCertificateCarriesSignedRequests() throws {
             try withTerminator { terminator, moto in
                 let caFile = try #require(terminator.certificateFile)
-                let s3 = try connection(moto, endpoint: terminator.endpoint, caFile: caFile)
+                let relay = try TCPRelay(upstreamPort: terminator.port)
+                defer { relay.stop() }
+                let s3 = try connection(moto, endpoint: relay.endpoint, caFile: caFile)
                 let bucket = uniqueBucket("tls")
                 try s3.createBucket(bucket: bucket)
                 let bytes = PatternStream().prefix(300_000)
@@ -35,6 +39,7 @@ extension VerifyingMotoTests {
                 #expect(try s3.headObject(bucket: bucket, key: "over/tls.bin").header("content-length") == "300000")
                 #expect(try s3.deleteObject(bucket: bucket, key: "over/tls.bin").status == 204)
                 expectServiceError(status: 404, code: "NoSuchKey") { _ = try s3.download(bucket: bucket, key: "over/tls.bin") }
+                #expect(relay.acceptedConnections == 1, "six requests, one TLS connection")
             }
         }
 

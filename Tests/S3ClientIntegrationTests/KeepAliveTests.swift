@@ -15,7 +15,7 @@ extension PlainMotoTests {
             try withRelay { relay, s3 in
                 let bucket = uniqueBucket("keepalive")
                 try s3.createBucket(bucket: bucket)
-                var requests = 1
+                // 1 + 7 rounds of 7 requests = 50 requests.
                 for round in 0..<7 {
                     let key = "object-\(round)"
                     let bytes = PatternStream().prefix(1000 + round * 7919)
@@ -23,13 +23,12 @@ extension PlainMotoTests {
                     #expect(try s3.download(bucket: bucket, key: key).body == bytes)
                     #expect(try s3.headObject(bucket: bucket, key: key).status == 200)
                     // Error answers (with and without a body) must leave the connection reusable too.
-                    expectServiceError(status: 404, code: "NoSuchKey") { _ = try s3.download(bucket: bucket, key: key + "-absent") }
-                    expectServiceError(status: 404, code: nil) { _ = try s3.headObject(bucket: bucket, key: key + "-absent") }
+                    let absent = key + "-absent"
+                    expectServiceError(status: 404, code: "NoSuchKey") { _ = try s3.download(bucket: bucket, key: absent) }
+                    expectServiceError(status: 404, code: nil) { _ = try s3.headObject(bucket: bucket, key: absent) }
                     #expect(try s3.deleteObject(bucket: bucket, key: key).status == 204)
                     #expect(try s3.deleteObject(bucket: bucket, key: key).status == 204)
-                    requests += 7
                 }
-                #expect(requests == 50)
                 #expect(relay.acceptedConnections == 1)
             }
         }
