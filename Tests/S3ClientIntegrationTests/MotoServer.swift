@@ -1,4 +1,3 @@
-import Foundation
 @testable import S3Client
 
 #if canImport(Glibc)
