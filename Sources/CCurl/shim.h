@@ -34,6 +34,10 @@ static inline CURLcode s3cache_curl_setopt_seek_function(CURL *handle, CURLoptio
     return curl_easy_setopt(handle, option, function);
 }
 
+static inline CURLcode s3cache_curl_setopt_xferinfo_function(CURL *handle, CURLoption option, curl_xferinfo_callback function) {
+    return curl_easy_setopt(handle, option, function);
+}
+
 static inline CURLcode s3cache_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }

@@ -24,6 +24,11 @@ enum CurlCallbacks {
         return context.supplyBody(into: target) ?? s3cache_curl_readfunc_abort
     }
 
+    static let progress: curl_xferinfo_callback = { userdata, _, downloaded, _, uploaded in
+        let context = Unmanaged<TransferContext>.fromOpaque(userdata!).takeUnretainedValue()
+        return context.progress(downloaded: Int64(downloaded), uploaded: Int64(uploaded)) ? 0 : 1
+    }
+
     static let seek: curl_seek_callback = { userdata, offset, origin in
         let context = Unmanaged<TransferContext>.fromOpaque(userdata!).takeUnretainedValue()
         let allowed = origin == SEEK_SET && context.canRewind(to: Int64(offset))

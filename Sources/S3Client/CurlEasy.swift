@@ -67,6 +67,12 @@ final class CurlEasy {
         try check(s3cache_curl_setopt_seek_function(handle, option, value), name())
     }
 
+    func set(_ option: CURLoption, progressFunction value: curl_xferinfo_callback, _ name: @autoclosure () -> String)
+        throws(S3Error)
+    {
+        try check(s3cache_curl_setopt_xferinfo_function(handle, option, value), name())
+    }
+
     /// Runs the transfer to the end; the result is interpreted by the caller, which knows
     /// whether a callback stopped it.
     func perform() -> CURLcode {

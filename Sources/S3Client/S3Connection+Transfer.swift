@@ -115,6 +115,10 @@ extension S3Connection {
         try curl.set(CURLOPT_HEADERDATA, pointer: contextPointer, "CURLOPT_HEADERDATA")
         try curl.set(CURLOPT_WRITEFUNCTION, writeFunction: CurlCallbacks.write, "CURLOPT_WRITEFUNCTION")
         try curl.set(CURLOPT_WRITEDATA, pointer: contextPointer, "CURLOPT_WRITEDATA")
+        context.idleLimit = .milliseconds(readTimeoutMilliseconds)
+        try curl.set(CURLOPT_NOPROGRESS, 0, "CURLOPT_NOPROGRESS")
+        try curl.set(CURLOPT_XFERINFOFUNCTION, progressFunction: CurlCallbacks.progress, "CURLOPT_XFERINFOFUNCTION")
+        try curl.set(CURLOPT_XFERINFODATA, pointer: contextPointer, "CURLOPT_XFERINFODATA")
         switch request.body {
         case .none:
             if request.method != "GET" { try curl.set(CURLOPT_CUSTOMREQUEST, request.method, "CURLOPT_CUSTOMREQUEST") }
@@ -149,6 +153,8 @@ extension S3Connection {
         try curl.set(CURLOPT_CONNECTTIMEOUT_MS, connectMilliseconds, "CURLOPT_CONNECTTIMEOUT_MS")
         // A read timeout, not a total one: abandon only after readTimeout seconds below
         // 1 byte/s, so a 1 GiB transfer may take as long as it needs while bytes flow.
+        // (Once body bytes flowed, `TransferContext.progress` enforces it: this check
+        // averages over 5 s and would fire that much late.)
         try curl.set(CURLOPT_LOW_SPEED_LIMIT, 1, "CURLOPT_LOW_SPEED_LIMIT")
         try curl.set(CURLOPT_LOW_SPEED_TIME, max(1, Int(configuration.readTimeout.rounded(.up))), "CURLOPT_LOW_SPEED_TIME")
         if configuration.useSSL {
@@ -158,10 +164,19 @@ extension S3Connection {
         }
     }
 
+    /// The read timeout in whole milliseconds, at least 1.
+    private var readTimeoutMilliseconds: Int {
+        max(1, Int((configuration.readTimeout * 1000).rounded(.up)))
+    }
+
     private func outcome(_ code: CURLcode, _ context: TransferContext, _ request: S3Request, url: String) throws
         -> S3ResponseHead
     {
         if let failure = context.failure { throw failure }
+        if context.stalled {
+            throw S3Error.timeout(
+                message: "\(request.label) at \(url): no byte sent or received for \(readTimeoutMilliseconds) ms")
+        }
         let answered = context.headComplete && context.status >= 100
         if code != CURLE_OK {
             // S3 may answer an upload with an error and close before reading it all: its answer says more.

@@ -29,6 +29,14 @@ final class TransferContext {
     /// The first error a callback raised; it ends the transfer.
     private(set) var failure: (any Error)?
 
+    /// Longest pause allowed once body bytes have moved; nil for none. Set by the
+    /// connection from its read timeout before the transfer starts.
+    var idleLimit: Duration?
+    /// True when the transfer was stopped because no body byte moved for `idleLimit`.
+    private(set) var stalled = false
+    private var bytesMoved: Int64 = 0
+    private var lastMove: ContinuousClock.Instant?
+
     init(
         onHead: ((S3ResponseHead) throws -> Void)? = nil,
         onBody: ((UnsafeRawBufferPointer) throws -> Void)? = nil,
@@ -123,6 +131,26 @@ final class TransferContext {
             fail(error)
             return nil
         }
+    }
+
+    /// libcurl's progress report (body bytes so far each way, at least once a second).
+    /// False stops the transfer: no byte moved for `idleLimit` after some had.
+    ///
+    /// libcurl's own low-speed check averages over its last 5 seconds, so after a burst
+    /// (a full socket buffer, a fast start) it notices a stall 5 s late; this clock starts
+    /// at the last byte. Before the first body byte the low-speed check is exact and
+    /// covers the silent server, and the connect timeout covers connecting.
+    func progress(downloaded: Int64, uploaded: Int64) -> Bool {
+        guard let idleLimit else { return true }
+        let now = ContinuousClock.now
+        if downloaded + uploaded != bytesMoved {
+            bytesMoved = downloaded + uploaded
+            lastMove = now
+            return true
+        }
+        guard let lastMove, now - lastMove >= idleLimit else { return true }
+        stalled = true
+        return false
     }
 
     /// Whether libcurl may rewind the upload: only to the start, and only before any body

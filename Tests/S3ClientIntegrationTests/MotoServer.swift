@@ -1,50 +1,42 @@
-import Foundation
 @testable import S3Client
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A real `moto_server` on a free loopback port, for one test.
+/// A real `moto_server` on a free loopback port.
 ///
-/// Started with `start()`, stopped with `stop()` (call it in a `defer`): every test gets
-/// its own process, so tests can run in parallel and never see each other's buckets.
-final class MotoServer {
+/// Started with `start()` and stopped with `stop()` on every path. The suites share two
+/// (see `SharedMoto`); each test uses its own buckets, so tests can run in parallel
+/// without seeing each other's objects.
+final class MotoServer: Sendable {
     let port: UInt16
-    private let process: Process
+    private let child: ChildProcess
 
     var endpoint: String { "127.0.0.1:\(port)" }
 
     /// Launches moto and waits (up to 30 s) until it accepts connections.
-    static func start() throws -> MotoServer {
+    static func start() async throws -> MotoServer {
         let port = try LoopbackPort.free()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["moto_server", "-H", "127.0.0.1", "-p", String(port)]
-        // moto logs every request; nobody reads it, so it must not fill a pipe.
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let server = MotoServer(port: port, process: process)
-        let deadline = Date().addingTimeInterval(30)
-        while !LoopbackPort.accepts(port) {
-            guard process.isRunning, Date() < deadline else {
-                server.stop()
-                throw TestSetupError("moto_server on port \(port) did not start")
-            }
-            usleep(50_000)
+        // moto logs every request; nobody reads it, so it goes nowhere.
+        let child = try ChildProcess(["moto_server", "-H", "127.0.0.1", "-p", String(port)])
+        do {
+            try await child.waitUntil(timeout: 30) { LoopbackPort.accepts(port) }
+        } catch {
+            await child.stop()
+            throw error
         }
-        return server
+        return MotoServer(port: port, child: child)
     }
 
-    private init(port: UInt16, process: Process) {
+    private init(port: UInt16, child: ChildProcess) {
         self.port = port
-        self.process = process
+        self.child = child
     }
 
-    func stop() {
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
+    /// Stops moto (SIGTERM, then SIGKILL after 5 s); every wait is bounded.
+    func stop() async {
+        await child.stop()
     }
 
     /// A connection to this server; credentials are moto's defaults unless given.
@@ -126,18 +118,31 @@ enum LoopbackPort {
         return (fd, UInt16(bigEndian: address.sin_port))
     }
 
+    /// Whether something accepts TCP connections on `127.0.0.1:port`.
     static func accepts(_ port: UInt16) -> Bool {
+        guard let fd = try? connect(port) else { return false }
+        close(fd)
+        return true
+    }
+
+    /// A connected TCP socket to `127.0.0.1:port`; the caller closes it.
+    static func connect(_ port: UInt16) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+        guard fd >= 0 else { throw TestSetupError("socket: errno \(errno)") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = port.bigEndian
-        return withUnsafePointer(to: &address) {
+        let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
             }
         }
+        guard connected else {
+            let code = errno
+            close(fd)
+            throw TestSetupError("connect to 127.0.0.1:\(port): errno \(code)")
+        }
+        return fd
     }
 }

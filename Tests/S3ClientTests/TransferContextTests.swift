@@ -119,4 +119,25 @@ import Testing
         #expect(buffer.withUnsafeMutableBytes { context.supplyBody(into: $0) } == nil)
         #expect(context.failure is S3Error)
     }
+
+    @Test func idleLimitCountsOnlyAfterBodyBytesMoved() {
+        let context = TransferContext()
+        context.idleLimit = .zero
+        // Connecting, waiting for the head: no body byte yet, the low-speed check's job.
+        #expect(context.progress(downloaded: 0, uploaded: 0))
+        #expect(context.progress(downloaded: 0, uploaded: 0))
+        #expect(context.progress(downloaded: 0, uploaded: 4096))
+        #expect(context.progress(downloaded: 100, uploaded: 4096))
+        #expect(!context.stalled)
+        // Nothing moved since the last report, and the (zero) limit has passed.
+        #expect(!context.progress(downloaded: 100, uploaded: 4096))
+        #expect(context.stalled)
+    }
+
+    @Test func withoutIdleLimitProgressNeverStops() {
+        let context = TransferContext()
+        #expect(context.progress(downloaded: 5, uploaded: 0))
+        #expect(context.progress(downloaded: 5, uploaded: 0))
+        #expect(!context.stalled)
+    }
 }
