@@ -35,9 +35,6 @@ public struct S3Configuration: Sendable, Equatable {
     /// Seconds to establish a TCP (and TLS) connection. Default 5.
     public var connectTimeout: Double
     /// Seconds without receiving or sending a byte before a transfer is abandoned. Default 30.
-    ///
-    /// libcurl's low-speed check (`CURLOPT_LOW_SPEED_TIME`) averages over its window, so once
-    /// bytes have flowed the abandonment may come a few seconds later than this.
     public var readTimeout: Double
     /// PEM bundle of trusted CAs for HTTPS; nil uses the system store.
     public var caFile: String?
