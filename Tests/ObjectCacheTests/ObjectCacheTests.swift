@@ -151,3 +151,17 @@ func usleepShort() {
     var time = timespec(tv_sec: 0, tv_nsec: 1_000_000)
     nanosleep(&time, nil)
 }
+
+@Suite struct CostTests {
+    @Test func anEntryIsChargedTheMemoryItsBodyAllocated() {
+        var body: [UInt8] = []
+        body.reserveCapacity(1 << 20)
+        body.append(contentsOf: [1, 2, 3])
+        let object = CachedObject(
+            body: body, isCompressed: false, originalLength: 3,
+            metadata: ObjectMetadata(contentType: "application/octet-stream", etag: "\"e\"", lastModified: ""))
+        #expect(object.cost >= 1 << 20, "an array that allocated 1 MiB keeps 1 MiB alive, whatever its count")
+        let record = CacheRecord(state: .object(object), key: "b/k", freshUntil: 1, keepUntil: 2)
+        #expect(record.cost >= 1 << 20)
+    }
+}

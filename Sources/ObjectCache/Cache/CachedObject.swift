@@ -18,8 +18,9 @@ public final class CachedObject: Sendable {
         self.metadata = metadata
     }
 
-    /// Bytes this object keeps alive: the body plus the metadata's strings.
-    public var cost: Int { body.count + metadata.cost }
+    /// Bytes this object keeps alive: the body's allocation (its capacity, which can exceed its
+    /// count) plus the metadata's strings.
+    public var cost: Int { body.capacity + metadata.cost }
 }
 
 /// Response metadata of an object as S3 reported it.
