@@ -182,7 +182,7 @@ final class CachedReads {
         statistics.bypasses.add(1, ordering: .relaxed)
         let report = CacheReport.bypass(detail)
         try gate.withPermit {
-            try Passthrough(store: store).get(address, headers: request.forwardedHeaders, response: response, extraHeaders: report.headers)
+            try Passthrough(store: store).get(address, request: request, response: response, extraHeaders: report.headers)
         }
         return report
     }

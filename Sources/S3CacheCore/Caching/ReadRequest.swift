@@ -18,7 +18,42 @@ struct ReadRequest {
         acceptEncoding = exchange.param("HTTP_ACCEPT_ENCODING")
     }
 
+    /// The request as S3 can answer it, for reads S3 answers itself (bypass).
+    ///
+    /// S3 ignores `If-Range` and would send the range of whatever version it holds now, which a
+    /// client resuming a download splices onto its older bytes. So a strong entity tag in
+    /// `If-Range` becomes `If-Match` (S3 answers 412 if the object changed, and the caller asks
+    /// again without the range: `withoutRange`), and any other validator drops the range: a
+    /// whole 200 is always a correct answer to a range request.
+    var forBackend: ReadRequest {
+        guard range != nil, let ifRange else { return self }
+        var request = self
+        request.ifRange = nil
+        if ifMatch == nil, Self.isStrongETag(ifRange) {
+            request.ifMatch = ifRange.trimmingWhitespace()
+        } else {
+            request.range = nil
+        }
+        return request
+    }
+
+    /// Whether an `If-Range` value is a strong entity tag (`"…"`), not a weak one or a date.
+    private static func isStrongETag(_ value: String) -> Bool {
+        let tag = value.trimmingWhitespace()
+        return tag.count >= 2 && tag.hasPrefix("\"") && tag.hasSuffix("\"")
+    }
+
+    /// The whole object, without the range or its `If-Range`: what to ask S3 once it refused
+    /// the `If-Match` that `forBackend` put in place of `If-Range`.
+    var withoutRange: ReadRequest {
+        var request = self
+        request.range = nil
+        request.ifRange = nil
+        return request
+    }
+
     /// Headers to forward when S3 answers the request itself (bypass): S3 then applies them.
+    /// Use on `forBackend`, which has no `If-Range` left for S3 to ignore.
     var forwardedHeaders: [(name: String, value: String)] {
         [("Range", range), ("If-Range", ifRange), ("If-None-Match", ifNoneMatch), ("If-Modified-Since", ifModifiedSince),
          ("If-Match", ifMatch), ("If-Unmodified-Since", ifUnmodifiedSince)]
