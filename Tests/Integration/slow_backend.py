@@ -68,25 +68,30 @@ class SlowBackend:
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._bound_port = 0   # after the first start, restarts listen on the same port
         self.seen: list[tuple[float, str, str]] = []   # (monotonic time, method, path) of every request
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "not started"
-        return self._server.server_address[1]
+        assert self._bound_port, "not started"
+        return self._bound_port
 
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> "SlowBackend":
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        """Listens (again, on the same port after a ``stop``: S3 coming back)."""
+        self._server = _Server(("127.0.0.1", self._bound_port), _Handler)
+        self._bound_port = self._server.server_address[1]
         self._server.backend = self
         self._thread = threading.Thread(target=self._server.serve_forever, name="slow-backend", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Closes the listening socket and every connection: from now on connecting to
+        ``endpoint`` is refused (S3 unreachable) until ``start`` is called again."""
         if self._server is not None:
             self._server.shutdown()
             self._server.close_all()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -164,22 +165,37 @@ def test_every_outcome_reports_the_same_facts_in_x_cache_and_cache_status(cached
 # stale if error
 
 
-@pytest.mark.parametrize("failure", ["503", "reset", "timeout"])
+@contextmanager
+def failing(backend, key: str, failure: str):
+    """S3 fails for GETs of ``key`` inside the block: 503, a reset connection, no answer within
+    S3_READ_TIMEOUT, or (``refused``) nothing listening at all."""
+    if failure == "refused":
+        backend.stop()
+        try:
+            yield
+        finally:
+            backend.start()
+        return
+    options = {"503": {"fail_status": 503}, "reset": {"reset": True}, "timeout": {"delay_request": READ_TIMEOUT + 3}}[failure]
+    rule = backend.add_rule(method="GET", path=f"/public/{key}", **options)
+    try:
+        yield
+    finally:
+        backend.remove_rule(rule)
+
+
+@pytest.mark.parametrize("failure", ["503", "reset", "timeout", "refused"])
 def test_an_expired_copy_is_served_when_s3_fails(cached, failure):
     stack, backend = cached.stack, cached.backend
     key = f"{unique('stale-' + failure)}.bin"
     body = os.urandom(20_000)
     cached_object(stack, key, body)
     time.sleep(TTL + 0.2)
-    options = {"503": {"fail_status": 503}, "reset": {"reset": True}, "timeout": {"delay_request": READ_TIMEOUT + 3}}[failure]
-    rule = backend.add_rule(method="GET", path=f"/public/{key}", **options)
-    try:
-        with stats_delta(stack) as delta:
+    with stats_delta(stack) as delta:
+        with failing(backend, key, failure):
             started = time.monotonic()
             reply = get(stack, "public", key)
             seconds = time.monotonic() - started
-    finally:
-        backend.remove_rule(rule)
     assert reply.status == 200 and reply.body == body, (reply.status, reply.body[:200])
     parameters = assert_reported(reply, "STALE")
     assert parameters.get("detail") == "stale-if-error"
@@ -188,17 +204,14 @@ def test_an_expired_copy_is_served_when_s3_fails(cached, failure):
 
 
 @pytest.mark.parametrize("failure,status,code", [
-    ("503", 503, "backend_unavailable"), ("reset", 502, "bad_gateway"), ("timeout", 504, "gateway_timeout")])
+    ("503", 503, "backend_unavailable"), ("reset", 502, "bad_gateway"), ("timeout", 504, "gateway_timeout"),
+    ("refused", 502, "bad_gateway")])
 def test_without_a_copy_an_s3_failure_is_a_json_error(cached, failure, status, code):
     stack, backend = cached.stack, cached.backend
     key = f"{unique('down-' + failure)}.bin"
     stack.boto3.put_object(Bucket="public", Key=key, Body=b"never fetched")
-    options = {"503": {"fail_status": 503}, "reset": {"reset": True}, "timeout": {"delay_request": READ_TIMEOUT + 3}}[failure]
-    rule = backend.add_rule(method="GET", path=f"/public/{key}", **options)
-    try:
+    with failing(backend, key, failure):
         reply = get(stack, "public", key)
-    finally:
-        backend.remove_rule(rule)
     assert_json_error(reply, status, code)
     if status == 503:
         assert reply.headers.get("retry-after")
@@ -211,9 +224,6 @@ def test_past_the_grace_window_no_stale_copy_is_served(cached):
     key = f"{unique('too-old')}.bin"
     cached_object(stack, key, b"expired for too long")
     time.sleep(TTL + GRACE + 0.3)
-    rule = backend.add_rule(method="GET", path=f"/public/{key}", reset=True)
-    try:
+    with failing(backend, key, "refused"):
         reply = get(stack, "public", key)
-    finally:
-        backend.remove_rule(rule)
     assert_json_error(reply, 502, "bad_gateway")
