@@ -31,17 +31,24 @@ public final class ObjectCache: Sendable {
         case leader(Flight, stale: CacheRecord?)
         /// Another request is fetching this key: wait on the flight.
         case follower(Flight, stale: CacheRecord?)
+        /// Nobody is fetching, and `reserveFetch` refused this request the right to.
+        case refused(stale: CacheRecord?)
     }
 
     /// Looks the key up and, when it is not fresh, joins or starts its flight, atomically:
     /// between a miss and the start of a fetch no other request can start a second one.
-    public func access(_ key: String) -> Access {
+    ///
+    /// - Parameter reserveFetch: called under the shard lock before a flight is started; false
+    ///   refuses the request (`.refused`). A leader therefore holds whatever it reserves before
+    ///   any follower can find its flight, and followers cannot use up what the leader needs.
+    public func access(_ key: String, reserveFetch: () -> Bool = { true }) -> Access {
         let now = clock.now()
         return shard(for: key).state.withLock { state in
             let record = state.policy.get(key)
             if let record, record.isFresh(at: now) { return .hit(record) }
             let stale = record.flatMap { now < $0.keepUntil ? $0 : nil }
             if let flight = state.flights[key] { return .follower(flight, stale: stale) }
+            guard reserveFetch() else { return .refused(stale: stale) }
             let flight = Flight()
             state.flights[key] = flight
             return .leader(flight, stale: stale)

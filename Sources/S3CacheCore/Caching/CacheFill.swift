@@ -109,19 +109,8 @@ final class CacheFill {
            let compressed = try? body.withUnsafeBytes({ try Gzip.compress($0) }),
            compressed.count * 10 <= body.count * 9
         {
-            return CachedObject(body: exactCopy(compressed), isCompressed: true, originalLength: body.count, metadata: metadata)
+            return CachedObject(body: compressed, isCompressed: true, originalLength: body.count, metadata: metadata)
         }
         return CachedObject(body: body, isCompressed: false, originalLength: body.count, metadata: metadata)
-    }
-
-    /// `bytes` in an array that allocates no more than it holds.
-    ///
-    /// `Gzip.compress` deflates into a buffer sized for the worst case (about the input's size)
-    /// and trims the count, not the allocation: kept as it is, a 1 MiB body that compresses to
-    /// 100 KiB would hold 1 MiB for as long as it is cached.
-    static func exactCopy(_ bytes: [UInt8]) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: bytes.count) { buffer, count in
-            count = buffer.initialize(fromContentsOf: bytes)
-        }
     }
 }

@@ -30,6 +30,9 @@ struct CacheReport: Equatable {
         switch result {
         case .hit: parts.append("hit")
         case .miss: parts.append("fwd=uri-miss")
+        // Refused a fetch (S3 busy), the stale copy was served without asking S3: RFC 9211 calls
+        // that a hit; its ttl would be negative.
+        case .stale where detail == "backend-busy": parts.append("hit")
         case .revalidated, .stale: parts.append("fwd=stale")
         case .bypass: parts.append("fwd=bypass")
         }

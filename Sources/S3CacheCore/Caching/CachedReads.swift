@@ -29,11 +29,14 @@ final class CachedReads {
             return try bypass(address, request: request, response: response, detail: "range")
         }
         for _ in 0..<3 {
-            switch cache.access(key) {
+            switch cache.access(key, reserveFetch: gate.tryAcquire) {
             case let .hit(record):
                 return try hit(record, request: request, response: response)
             case let .leader(flight, stale):
+                defer { gate.release() }
                 return try lead(flight, address: address, stale: stale, request: request, response: response)
+            case let .refused(stale):
+                return try refuse(stale: stale, request: request, response: response)
             case let .follower(flight, stale):
                 if let report = try follow(flight, address: address, stale: stale, request: request, response: response) {
                     return report
@@ -76,13 +79,6 @@ final class CachedReads {
             completed = true
         }
         defer { if !completed { cache.complete(flight, key: key, outcome: .abandoned) } }
-
-        guard gate.tryAcquire() else {
-            statistics.backendRejections.add(1, ordering: .relaxed)
-            if let stale { return try serveStale(stale, forwardStatus: nil, detail: "backend-busy", request: request, response: response) }
-            throw HTTPError.backendBusy
-        }
-        defer { gate.release() }
 
         let fill = CacheFill(
             maxObjectSize: cache.settings.maxObjectSize, request: request, response: response,
@@ -140,11 +136,7 @@ final class CachedReads {
         _ flight: Flight, address: ObjectAddress, stale: CacheRecord?, request: ReadRequest, response: ResponseWriter
     ) throws -> CacheReport? {
         // A follower holds a thread while S3 works: it counts against the same bound.
-        guard gate.tryAcquire() else {
-            statistics.backendRejections.add(1, ordering: .relaxed)
-            if let stale { return try serveStale(stale, forwardStatus: nil, detail: "backend-busy", request: request, response: response) }
-            throw HTTPError.backendBusy
-        }
+        guard gate.tryAcquire() else { return try refuse(stale: stale, request: request, response: response) }
         let outcome = flight.wait(timeout: flightTimeout)
         gate.release()
         switch outcome {
@@ -167,6 +159,13 @@ final class CachedReads {
             if let stale { return try serveStale(stale, forwardStatus: nil, detail: "stale-if-error", request: request, response: response) }
             throw S3Error.timeout(message: "waited \(Int(flightTimeout)) s for another request's fetch")
         }
+    }
+
+    /// Too many requests are waiting on S3 already: an expired copy if there is one, else 503.
+    private func refuse(stale: CacheRecord?, request: ReadRequest, response: ResponseWriter) throws -> CacheReport {
+        statistics.backendRejections.add(1, ordering: .relaxed)
+        if let stale { return try serveStale(stale, forwardStatus: nil, detail: "backend-busy", request: request, response: response) }
+        throw HTTPError.backendBusy
     }
 
     private func serveStale(

@@ -33,7 +33,7 @@ final class ObjectHandler {
         case .get:
             let request = ReadRequest(exchange)
             if let cachedReads { return try cachedReads.get(address, request: request, response: response) }
-            try gate.withPermit { try Passthrough(store: store).get(address, headers: request.forwardedHeaders, response: response) }
+            try gate.withPermit { try Passthrough(store: store).get(address, request: request, response: response, extraHeaders: []) }
         case .head:
             let request = ReadRequest(exchange)
             if let cachedReads { return try cachedReads.head(address, request: request, response: response) }

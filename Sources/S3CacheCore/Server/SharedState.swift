@@ -53,8 +53,9 @@ public final class SharedState: Sendable {
         let stats = cache.statistics
         func count(_ counter: borrowing Atomic<Int>) -> JSON.Value { .int(Int64(counter.load(ordering: .relaxed))) }
         let hits = stats.hits.load(ordering: .relaxed), misses = stats.misses.load(ordering: .relaxed)
+        // Requests answered without a request to S3 of their own. Revalidations still ask S3 (and
+        // save only the body), stale answers follow a request that failed: neither counts.
         let saved = hits + stats.negativeHits.load(ordering: .relaxed) + stats.coalesced.load(ordering: .relaxed)
-            + stats.revalidations.load(ordering: .relaxed) + stats.staleServes.load(ordering: .relaxed)
         let ratio = usage.originalBytes > 0 ? Double(usage.storedBodyBytes) / Double(usage.originalBytes) : 1
         return JSON.object([
             ("enabled", .bool(true)),
