@@ -10,17 +10,39 @@ public final class CachedObject: Sendable {
     /// Length of the object as S3 holds it (what `Content-Length` says for identity responses).
     public let originalLength: Int
     public let metadata: ObjectMetadata
+    /// Response header lines for the whole object, rendered once when it was stored.
+    public let headerLines: HeaderLines
 
-    public init(body: [UInt8], isCompressed: Bool, originalLength: Int, metadata: ObjectMetadata) {
+    public init(
+        body: [UInt8], isCompressed: Bool, originalLength: Int, metadata: ObjectMetadata, headerLines: HeaderLines = HeaderLines()
+    ) {
         self.body = body
         self.isCompressed = isCompressed
         self.originalLength = originalLength
         self.metadata = metadata
+        self.headerLines = headerLines
     }
 
     /// Bytes this object keeps alive: the body's allocation (its capacity, which can exceed its
-    /// count) plus the metadata's strings.
-    public var cost: Int { body.capacity + metadata.cost }
+    /// count), the metadata's strings and the rendered header lines.
+    public var cost: Int { body.capacity + metadata.cost + headerLines.cost }
+}
+
+/// Response header lines that stay the same for as long as an object is cached, rendered by
+/// whoever stores it (`Name: value` lines ending in CRLF), so that answering a hit only adds
+/// what changes from request to request.
+public struct HeaderLines: Sendable, Equatable {
+    /// For a 200 with the object's own bytes; empty when nothing was rendered.
+    public var identity: String
+    /// For a 200 with the stored gzip bytes; empty when the body is not compressed.
+    public var gzip: String
+
+    public init(identity: String = "", gzip: String = "") {
+        self.identity = identity
+        self.gzip = gzip
+    }
+
+    var cost: Int { identity.utf8.count + gzip.utf8.count }
 }
 
 /// Response metadata of an object as S3 reported it.

@@ -109,8 +109,12 @@ final class CacheFill {
            let compressed = try? body.withUnsafeBytes({ try Gzip.compress($0) }),
            compressed.count * 10 <= body.count * 9
         {
-            return CachedObject(body: compressed, isCompressed: true, originalLength: body.count, metadata: metadata)
+            return CachedObject(
+                body: compressed, isCompressed: true, originalLength: body.count, metadata: metadata,
+                headerLines: CachedResponder.headerLines(metadata, originalLength: body.count, gzipLength: compressed.count))
         }
-        return CachedObject(body: body, isCompressed: false, originalLength: body.count, metadata: metadata)
+        return CachedObject(
+            body: body, isCompressed: false, originalLength: body.count, metadata: metadata,
+            headerLines: CachedResponder.headerLines(metadata, originalLength: body.count, gzipLength: nil))
     }
 }

@@ -2,15 +2,48 @@ import Gzip
 import ObjectCache
 
 /// Answers a request from a cache entry: encoding negotiation, conditionals and ranges, all
-/// from memory.
-struct CachedResponder {
+/// from memory. One per worker thread.
+final class CachedResponder {
     let statistics: CacheStatistics
+    /// The last `Accept-Encoding` seen and whether it admits gzip: clients send the same value
+    /// request after request, and parsing it is most of the negotiation's cost.
+    private var lastAcceptEncoding: (header: String, acceptsGzip: Bool)?
+
+    init(statistics: CacheStatistics) {
+        self.statistics = statistics
+    }
 
     /// The validator of the gzip representation: a distinct strong tag (as Apache's
     /// mod_deflate does), so no cache in front of us can confuse it with the identity bytes.
     static func gzipETag(_ etag: String) -> String {
         guard etag.hasSuffix("\"") else { return etag + "-gzip" }
         return String(etag.dropLast()) + "-gzip\""
+    }
+
+    /// The header lines of a whole-object 200, rendered once when the object is stored.
+    static func headerLines(_ metadata: ObjectMetadata, originalLength: Int, gzipLength: Int?) -> HeaderLines {
+        let common = commonHeaders(metadata, isCompressed: gzipLength != nil)
+        let identity = render(
+            [("Content-Type", metadata.contentType), ("Content-Length", String(originalLength)), ("ETag", metadata.etag),
+             ("Accept-Ranges", "bytes")] + common)
+        let gzip = gzipLength.map { length in
+            render(
+                [("Content-Type", metadata.contentType), ("Content-Encoding", "gzip"), ("Content-Length", String(length)),
+                 ("ETag", gzipETag(metadata.etag)), ("Accept-Ranges", "bytes")] + common)
+        }
+        return HeaderLines(identity: identity, gzip: gzip ?? "")
+    }
+
+    /// What every answer about the object carries, whatever its status and coding.
+    private static func commonHeaders(_ metadata: ObjectMetadata, isCompressed: Bool) -> [(name: String, value: String)] {
+        var common: [(name: String, value: String)] = [("Last-Modified", metadata.lastModified)]
+        common += metadata.extraHeaders.map { ($0.name, $0.value) }
+        if isCompressed || ContentCoding.isCompressible(metadata.contentType) { common.append(("Vary", "Accept-Encoding")) }
+        return common
+    }
+
+    private static func render(_ headers: [(name: String, value: String)]) -> String {
+        headers.map { "\($0.name): \($0.value)\r\n" }.joined()
     }
 
     func send(_ record: CacheRecord, report: CacheReport, request: ReadRequest, response: ResponseWriter) throws {
@@ -24,26 +57,33 @@ struct CachedResponder {
         }
     }
 
+    private func acceptsGzip(_ header: String?) -> Bool {
+        guard let header else { return false }
+        if let last = lastAcceptEncoding, last.header == header { return last.acceptsGzip }
+        let accepts = ContentCoding.acceptsGzip(header)
+        lastAcceptEncoding = (header, accepts)
+        return accepts
+    }
+
     private func send(_ object: CachedObject, report: CacheReport, request: ReadRequest, response: ResponseWriter) throws {
         let metadata = object.metadata
-        let gzipTag = Self.gzipETag(metadata.etag)
-        let useGzip = object.isCompressed && ContentCoding.acceptsGzip(request.acceptEncoding)
-        var common: [(name: String, value: String)] = [("Last-Modified", metadata.lastModified)]
-        common += metadata.extraHeaders.map { ($0.name, $0.value) }
-        if object.isCompressed || ContentCoding.isCompressible(metadata.contentType) { common.append(("Vary", "Accept-Encoding")) }
-        common += report.headers
+        let useGzip = object.isCompressed && acceptsGzip(request.acceptEncoding)
 
-        switch request.evaluate(etags: [metadata.etag, gzipTag], strongETag: metadata.etag, lastModified: metadata.lastModified) {
-        case .notModified:
-            try response.sendHead(status: 304, headers: [("ETag", useGzip ? gzipTag : metadata.etag)] + common)
-            return
-        case .failed:
-            var error = HTTPError(status: 412, code: "precondition_failed", message: "precondition failed")
-            error.headers += report.headers
-            try response.sendError(error)
-            return
-        case .proceed:
-            break
+        if request.hasPreconditions {
+            let gzipTag = Self.gzipETag(metadata.etag)
+            switch request.evaluate(etags: [metadata.etag, gzipTag], strongETag: metadata.etag, lastModified: metadata.lastModified) {
+            case .notModified:
+                let common = Self.commonHeaders(metadata, isCompressed: object.isCompressed)
+                try response.sendHead(status: 304, headers: [("ETag", useGzip ? gzipTag : metadata.etag)] + common + report.headers)
+                return
+            case .failed:
+                var error = HTTPError(status: 412, code: "precondition_failed", message: "precondition failed")
+                error.headers += report.headers
+                try response.sendError(error)
+                return
+            case .proceed:
+                break
+            }
         }
 
         let length = object.originalLength
@@ -58,23 +98,13 @@ struct CachedResponder {
                 headers: [
                     ("Content-Type", metadata.contentType), ("Content-Length", String(end - start + 1)),
                     ("Content-Range", "bytes \(start)-\(end)/\(length)"), ("ETag", metadata.etag), ("Accept-Ranges", "bytes"),
-                ] + common)
+                ] + Self.commonHeaders(metadata, isCompressed: object.isCompressed) + report.headers)
             try sendOriginal(object, from: start, through: end, response: response)
         case .whole where useGzip:
-            try response.sendHead(
-                status: 200,
-                headers: [
-                    ("Content-Type", metadata.contentType), ("Content-Encoding", "gzip"), ("Content-Length", String(object.body.count)),
-                    ("ETag", gzipTag), ("Accept-Ranges", "bytes"),
-                ] + common)
+            try response.sendHead(status: 200, prepared: object.headerLines.gzip, headers: report.headers)
             try sendStored(object, response: response)
         case .whole:
-            try response.sendHead(
-                status: 200,
-                headers: [
-                    ("Content-Type", metadata.contentType), ("Content-Length", String(length)), ("ETag", metadata.etag),
-                    ("Accept-Ranges", "bytes"),
-                ] + common)
+            try response.sendHead(status: 200, prepared: object.headerLines.identity, headers: report.headers)
             try sendOriginal(object, from: 0, through: length - 1, response: response)
         }
     }

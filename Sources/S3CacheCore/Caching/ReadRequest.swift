@@ -67,8 +67,14 @@ struct ReadRequest {
         case failed
     }
 
+    /// Whether any precondition header was sent (most requests have none).
+    var hasPreconditions: Bool {
+        ifMatch != nil || ifUnmodifiedSince != nil || ifNoneMatch != nil || ifModifiedSince != nil
+    }
+
     func evaluate(etags: [String], strongETag: String, lastModified: String) -> Precondition {
-        let modified = HTTPDate.parse(lastModified)
+        // Only the date conditionals need the object's date parsed.
+        let modified = ifUnmodifiedSince != nil || ifModifiedSince != nil ? HTTPDate.parse(lastModified) : nil
         if let ifMatch {
             let matches = ifMatch.trimmingWhitespace() == "*"
                 || ifMatch.split(separator: ",").contains { EntityTags.strongMatch(String($0), strongETag) }

@@ -28,6 +28,24 @@ final class ResponseWriter {
         try exchange.write(head)
     }
 
+    /// Sends the status, header lines rendered beforehand (`Name: value` + CRLF each), then
+    /// `headers`. The parts go out as they are, without being joined into one string first.
+    func sendHead(status: Int, prepared: String, headers: [(name: String, value: String)]) throws {
+        precondition(!headSent, "response head sent twice")
+        self.status = status
+        try exchange.write("Status: \(status) \(HTTPStatus.reason(status))\r\n")
+        try exchange.write(prepared)
+        var dynamic = ""
+        for (name, value) in headers {
+            dynamic += name
+            dynamic += ": "
+            dynamic += value
+            dynamic += "\r\n"
+        }
+        dynamic += "\r\n"
+        try exchange.write(dynamic)
+    }
+
     func sendBody(_ bytes: UnsafeRawBufferPointer) throws {
         guard !isHead, bytes.count > 0 else { return }
         try exchange.write(bytes)
