@@ -26,21 +26,21 @@ struct CacheReport: Equatable {
     }
 
     var cacheStatus: String {
-        var parts = ["s3cache"]
+        var value = "s3cache; "
         switch result {
-        case .hit: parts.append("hit")
-        case .miss: parts.append("fwd=uri-miss")
+        case .hit: value += "hit"
+        case .miss: value += "fwd=uri-miss"
         // Refused a fetch (S3 busy), the stale copy was served without asking S3: RFC 9211 calls
         // that a hit; its ttl would be negative.
-        case .stale where detail == "backend-busy": parts.append("hit")
-        case .revalidated, .stale: parts.append("fwd=stale")
-        case .bypass: parts.append("fwd=bypass")
+        case .stale where detail == "backend-busy": value += "hit"
+        case .revalidated, .stale: value += "fwd=stale"
+        case .bypass: value += "fwd=bypass"
         }
-        if let forwardStatus { parts.append("fwd-status=\(forwardStatus)") }
-        if let ttl { parts.append("ttl=\(ttl)") }
-        if stored { parts.append("stored") }
-        if collapsed { parts.append("collapsed") }
-        if let detail { parts.append("detail=\(detail)") }
-        return parts.joined(separator: "; ")
+        if let forwardStatus { value += "; fwd-status=\(forwardStatus)" }
+        if let ttl { value += "; ttl=\(ttl)" }
+        if stored { value += "; stored" }
+        if collapsed { value += "; collapsed" }
+        if let detail { value += "; detail=\(detail)" }
+        return value
     }
 }

@@ -19,7 +19,7 @@ public enum Route: Equatable, Sendable {
     /// We never route on nginx's normalised `$uri`: it has already resolved `..` and decoded
     /// escapes, which is exactly what must be refused rather than followed into another bucket.
     public static func parse(requestURI: String) -> Route {
-        let path = requestURI.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let path = requestURI[..<(requestURI.firstIndex(of: "?") ?? requestURI.endIndex)]
         switch path {
         case "/health": return .health
         case "/ready": return .ready
@@ -53,9 +53,9 @@ public struct ObjectAddress: Equatable, Sendable, CustomStringConvertible {
     static let maxKeyBytes = 1024
 
     static func validated(rawBucket: Substring, rawKey: Substring) -> Result<ObjectAddress, Problem> {
-        guard let bucketBytes = PercentDecoding.decode(rawBucket), let bucket = String(validating: bucketBytes, as: UTF8.self),
-              BucketName.isValid(bucket)
-        else { return .failure(Problem(reason: "invalid bucket name")) }
+        guard let bucket = PercentDecoding.decodeText(rawBucket), BucketName.isValid(bucket) else {
+            return .failure(Problem(reason: "invalid bucket name"))
+        }
         guard let keyBytes = PercentDecoding.decode(rawKey) else {
             return .failure(Problem(reason: "malformed percent-encoding in key"))
         }
@@ -66,18 +66,31 @@ public struct ObjectAddress: Equatable, Sendable, CustomStringConvertible {
         guard let key = String(validating: keyBytes, as: UTF8.self) else {
             return .failure(Problem(reason: "object key is not valid UTF-8"))
         }
-        guard !key.unicodeScalars.contains(where: isControl) else {
-            return .failure(Problem(reason: "object key contains control characters"))
-        }
-        for segment in key.split(separator: "/", omittingEmptySubsequences: false) where segment == "." || segment == ".." {
-            return .failure(Problem(reason: "object key contains a '.' or '..' segment"))
-        }
+        if let problem = keyProblem(keyBytes) { return .failure(problem) }
         return .success(ObjectAddress(bucket: bucket, key: key))
     }
 
-    /// C0 and C1 controls and DEL.
-    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value)
+    /// Control characters and `.`/`..` segments, found in one pass over valid UTF-8.
+    private static func keyProblem(_ bytes: [UInt8]) -> Problem? {
+        var segmentStart = 0
+        for index in bytes.indices {
+            let byte = bytes[index]
+            // C0 controls and DEL; C1 controls (U+0080–U+009F) are C2 80–C2 9F in UTF-8.
+            if byte < 0x20 || byte == 0x7f || (byte == 0xc2 && index + 1 < bytes.count && bytes[index + 1] < 0xa0) {
+                return Problem(reason: "object key contains control characters")
+            }
+            if byte == UInt8(ascii: "/") {
+                if isDotSegment(bytes[segmentStart..<index]) { return dotSegment }
+                segmentStart = index + 1
+            }
+        }
+        return isDotSegment(bytes[segmentStart...]) ? dotSegment : nil
+    }
+
+    private static let dotSegment = Problem(reason: "object key contains a '.' or '..' segment")
+
+    private static func isDotSegment(_ segment: ArraySlice<UInt8>) -> Bool {
+        (segment.count == 1 || segment.count == 2) && segment.allSatisfy { $0 == UInt8(ascii: ".") }
     }
 
     public var description: String { "\(bucket)/\(key)" }
@@ -85,6 +98,13 @@ public struct ObjectAddress: Equatable, Sendable, CustomStringConvertible {
 
 /// Percent-decoding of a URI path component, applied exactly once.
 enum PercentDecoding {
+    /// The decoded text, or nil when an escape is malformed or the bytes are not UTF-8. Without
+    /// a `%` the text is taken as it is (FastCGI parameters are already valid UTF-8).
+    static func decodeText(_ text: Substring) -> String? {
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return String(text) }
+        return decode(text).flatMap { String(validating: $0, as: UTF8.self) }
+    }
+
     /// The decoded bytes, or nil when a `%` is not followed by two hex digits.
     static func decode(_ text: Substring) -> [UInt8]? {
         var output: [UInt8] = []
