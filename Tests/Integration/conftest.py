@@ -203,9 +203,10 @@ def _fcgi_length(n: int) -> bytes:
     return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
 
 
-def fcgi_request(socket_path: str | Path, params: dict[str, str | bytes], body: bytes = b"",
+def fcgi_request(socket_path: str | Path | tuple[str, int], params: dict[str, str | bytes], body: bytes = b"",
                  timeout: float = 10) -> Reply:
-    """One FastCGI request on a new connection (keep-conn off); parses the CGI-style response."""
+    """One FastCGI request on a new connection (keep-conn off); parses the CGI-style response.
+    ``socket_path`` is a Unix socket path, or a (host, port) pair for a worker listening on TCP."""
     encoded = b""
     for name, value in params.items():
         name_b = name.encode()
@@ -219,9 +220,10 @@ def fcgi_request(socket_path: str | Path, params: dict[str, str | bytes], body: 
         message += _fcgi_record(5, 1, body[offset:offset + 65535])
     message += _fcgi_record(5, 1, b"")
     stdout = b""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+    family = socket.AF_INET if isinstance(socket_path, tuple) else socket.AF_UNIX
+    with socket.socket(family, socket.SOCK_STREAM) as connection:
         connection.settimeout(timeout)
-        connection.connect(str(socket_path))
+        connection.connect(socket_path if isinstance(socket_path, tuple) else str(socket_path))
         connection.sendall(message)
         buffer = b""
         ended = False

@@ -148,14 +148,17 @@ def test_make_install_and_uninstall_into_destdir(tmp_path):
     assert setting(service, "Service", "ExecStart") == "/usr/local/bin/s3cache"
     assert service["Service"]["ExecReload"][0] == "/usr/local/bin/s3cache --check-config"
 
-    # An edited configuration survives a second install.
+    # An edited configuration and allow list survive a second install.
     (root / "etc/s3cache/s3cache.conf").write_text("S3_ENDPOINT=s3.example.net\n")
+    (root / "etc/nginx/snippets/s3cache-monitoring.conf").write_text("allow 10.0.0.0/8;\n")
     run(*install)
     assert (root / "etc/s3cache/s3cache.conf").read_text() == "S3_ENDPOINT=s3.example.net\n"
+    assert (root / "etc/nginx/snippets/s3cache-monitoring.conf").read_text() == "allow 10.0.0.0/8;\n"
 
     run("make", "-C", str(REPO), "--no-print-directory", "uninstall", f"DESTDIR={root}")
     left = sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
-    assert left == ["etc/s3cache/s3cache.conf"], left
+    # The operator's files stay: the settings and the allow list of the service endpoints.
+    assert left == ["etc/nginx/snippets/s3cache-monitoring.conf", "etc/s3cache/s3cache.conf"], left
 
 
 # ---------------------------------------------------------------------------------------------
