@@ -15,8 +15,15 @@ final class ResponseWriter {
 
     /// Sends the status and headers. For HEAD the headers are exactly GET's, and no body follows.
     func sendHead(status: Int, headers: [(name: String, value: String)]) throws {
+        try sendHead(status: status, prepared: "", headers: headers)
+    }
+
+    /// Sends the status, header lines rendered beforehand (`Name: value` + CRLF each), then
+    /// `headers`.
+    func sendHead(status: Int, prepared: String, headers: [(name: String, value: String)]) throws {
         precondition(!headSent, "response head sent twice")
         var head = "Status: \(status) \(HTTPStatus.reason(status))\r\n"
+        head += prepared
         for (name, value) in headers {
             head += name
             head += ": "
@@ -26,24 +33,6 @@ final class ResponseWriter {
         head += "\r\n"
         self.status = status
         try exchange.write(head)
-    }
-
-    /// Sends the status, header lines rendered beforehand (`Name: value` + CRLF each), then
-    /// `headers`. The parts go out as they are, without being joined into one string first.
-    func sendHead(status: Int, prepared: String, headers: [(name: String, value: String)]) throws {
-        precondition(!headSent, "response head sent twice")
-        self.status = status
-        try exchange.write("Status: \(status) \(HTTPStatus.reason(status))\r\n")
-        try exchange.write(prepared)
-        var dynamic = ""
-        for (name, value) in headers {
-            dynamic += name
-            dynamic += ": "
-            dynamic += value
-            dynamic += "\r\n"
-        }
-        dynamic += "\r\n"
-        try exchange.write(dynamic)
     }
 
     func sendBody(_ bytes: UnsafeRawBufferPointer) throws {

@@ -64,15 +64,7 @@ final class AccessLog {
         appendNumber("status", Int64(entry.status))
         appendString("user_agent", entry.userAgent)
         line += "}\n".utf8
-        line.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                if written <= 0 { return }
-                offset += written
-            }
-        }
+        line.withUnsafeBytes { writeLine($0, to: fd) }
     }
 
     private func appendString(_ name: StaticString, _ value: String?) {

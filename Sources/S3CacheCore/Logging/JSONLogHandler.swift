@@ -43,15 +43,7 @@ public struct JSONLogHandler: LogHandler {
         }
         var line = JSON.object(fields)
         line += "\n"
-        line.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                if written <= 0 { return }
-                offset += written
-            }
-        }
+        line.withUTF8 { writeLine(UnsafeRawBufferPointer($0), to: fd) }
     }
 
     static func json(_ value: Logger.Metadata.Value) -> JSON.Value {
@@ -96,5 +88,18 @@ public final class LogLevelSetting: Sendable {
     public var value: Logger.Level {
         get { Self.levels[index.load(ordering: .relaxed)] }
         set { index.store(Self.levels.firstIndex(of: newValue) ?? 0, ordering: .relaxed) }
+    }
+}
+
+/// Writes a whole log line with as few `write(2)` calls as the kernel allows (one, for a line
+/// below the pipe buffer), so that lines from different threads never interleave. A failed write
+/// drops the rest of the line: logging must never stop a request.
+func writeLine(_ bytes: UnsafeRawBufferPointer, to fd: Int32) {
+    var offset = 0
+    while offset < bytes.count {
+        let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        if written < 0 && errno == EINTR { continue }
+        if written <= 0 { return }
+        offset += written
     }
 }
