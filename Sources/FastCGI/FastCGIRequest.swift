@@ -10,6 +10,8 @@ import CFastCGI
 public final class FastCGIRequest {
     private var request = FCGX_Request()
     private var outputFailed = false
+    /// Bodies from this size on bypass libfcgi's 8 KiB buffer (`RecordWriter`).
+    static let directWriteThreshold = 16 * 1024
 
     /// Prepares a request slot for connections handed to it with `adopt(connection:)`.
     ///
@@ -82,6 +84,17 @@ public final class FastCGIRequest {
     /// Throws once nginx has gone away, so that a long transfer stops instead of writing into the void.
     public func write(_ bytes: UnsafeRawBufferPointer) throws(FastCGIError) {
         guard !outputFailed else { throw .clientGone }
+        if bytes.count >= Self.directWriteThreshold {
+            // libfcgi's buffer goes first, so the records stay in order.
+            try flush()
+            do {
+                try RecordWriter.writeStandardOutput(bytes, requestID: request.requestId, to: request.ipcFd)
+            } catch {
+                outputFailed = true
+                throw .clientGone
+            }
+            return
+        }
         var offset = 0
         while offset < bytes.count {
             let chunk = Int32(clamping: bytes.count - offset)
