@@ -56,8 +56,14 @@ public struct ObjectAddress: Equatable, Sendable, CustomStringConvertible {
         guard let bucket = PercentDecoding.decodeText(rawBucket), BucketName.isValid(bucket) else {
             return .failure(Problem(reason: "invalid bucket name"))
         }
-        guard let keyBytes = PercentDecoding.decode(rawKey) else {
-            return .failure(Problem(reason: "malformed percent-encoding in key"))
+        let keyBytes: [UInt8]
+        if rawKey.utf8.contains(UInt8(ascii: "%")) {
+            guard let decoded = PercentDecoding.decode(rawKey) else {
+                return .failure(Problem(reason: "malformed percent-encoding in key"))
+            }
+            keyBytes = decoded
+        } else {
+            keyBytes = Array(rawKey.utf8)  // FastCGI parameters are valid UTF-8 already
         }
         guard !keyBytes.isEmpty else { return .failure(Problem(reason: "missing object key")) }
         guard keyBytes.count <= maxKeyBytes else {
