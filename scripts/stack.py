@@ -732,7 +732,7 @@ Try:
   curl -i {base}/health
   curl -i {base}/objects/public/hello.txt
   curl -I {base}/objects/public/data/sample.json
-  curl -i -X PUT --data-binary @README.md -H 'Content-Type: text/markdown' {base}/objects/local/README.md
+  curl -i -T README.md {base}/objects/local/README.md                # PUT (not --data-binary: see README)
   curl -i {base}/objects/local/README.md
   curl -i -X DELETE {base}/objects/local/README.md
   curl -i -X PUT --data 'nope' {base}/objects/public/hello.txt        # 403: public is read-only
