@@ -97,8 +97,9 @@ final class CacheFill {
     /// Builds the stored form: gzip when the type is compressible and it saves at least 10%.
     static func makeObject(body: [UInt8], head: S3ResponseHead) -> CachedObject {
         let contentType = head.header("Content-Type") ?? "application/octet-stream"
-        let extra = head.headers
-            .filter { ["cache-control", "content-disposition", "content-language", "expires", "content-encoding"].contains($0.name.lowercased()) }
+        let extraNames: Set<String> = ["cache-control", "content-disposition", "content-language", "expires", "content-encoding"]
+        let extra = Passthrough.clientHeaders(head)
+            .filter { extraNames.contains($0.name.lowercased()) }
             .map { ObjectMetadata.Header(name: $0.name, value: $0.value) }
         let metadata = ObjectMetadata(
             contentType: contentType, etag: head.header("ETag") ?? "", lastModified: head.header("Last-Modified") ?? "",

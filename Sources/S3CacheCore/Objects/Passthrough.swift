@@ -5,14 +5,16 @@ import S3Client
 struct Passthrough {
     let store: any ObjectStore
 
-    /// S3 response headers relayed to the client; everything else (x-amz-*, Server) stays behind.
-    static let relayedHeaders: Set<String> = [
-        "content-type", "content-length", "content-range", "content-encoding", "content-language",
-        "content-disposition", "cache-control", "expires", "etag", "last-modified", "accept-ranges",
-    ]
+    /// S3 response headers relayed to the client, by lower-cased name, with the spelling we send;
+    /// everything else (x-amz-*, Server) stays behind.
+    static let relayedHeaders: [String: String] = Dictionary(uniqueKeysWithValues: [
+        "Content-Type", "Content-Length", "Content-Range", "Content-Encoding", "Content-Language",
+        "Content-Disposition", "Cache-Control", "Expires", "ETag", "Last-Modified", "Accept-Ranges",
+    ].map { ($0.lowercased(), $0) })
 
+    /// The relayed headers of an S3 answer, spelled the same whatever case the server used.
     static func clientHeaders(_ head: S3ResponseHead) -> [(name: String, value: String)] {
-        head.headers.filter { relayedHeaders.contains($0.name.lowercased()) }
+        head.headers.compactMap { header in relayedHeaders[header.name.lowercased()].map { ($0, header.value) } }
     }
 
     /// `Vary: Accept-Encoding` for types the cache may hold compressed: the same URL can then
