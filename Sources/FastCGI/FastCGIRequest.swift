@@ -12,6 +12,8 @@ public final class FastCGIRequest {
     private var outputFailed = false
     /// Bodies from this size on bypass libfcgi's 8 KiB buffer (`RecordWriter`).
     static let directWriteThreshold = 16 * 1024
+    /// Bytes of such a body left in libfcgi's buffer until the next write or the end of the request.
+    static let bufferedTail = 1024
 
     /// Prepares a request slot for connections handed to it with `adopt(connection:)`.
     ///
@@ -84,18 +86,22 @@ public final class FastCGIRequest {
     /// Throws once nginx has gone away, so that a long transfer stops instead of writing into the void.
     public func write(_ bytes: UnsafeRawBufferPointer) throws(FastCGIError) {
         guard !outputFailed else { throw .clientGone }
+        var offset = 0
         if bytes.count >= Self.directWriteThreshold {
-            // libfcgi's buffer goes first, so the records stay in order.
+            // libfcgi's buffer goes first, so the records stay in order. The last bytes stay
+            // behind in libfcgi's buffer, which is written when the request finishes: nginx
+            // (and its client) cannot see a response complete before the handler is done with
+            // it, for example before a cache fill has stored the object a client may ask again.
+            offset = bytes.count - Self.bufferedTail
             try flush()
             do {
-                try RecordWriter.writeStandardOutput(bytes, requestID: request.requestId, to: request.ipcFd)
+                try RecordWriter.writeStandardOutput(
+                    UnsafeRawBufferPointer(rebasing: bytes[..<offset]), requestID: request.requestId, to: request.ipcFd)
             } catch {
                 outputFailed = true
                 throw .clientGone
             }
-            return
         }
-        var offset = 0
         while offset < bytes.count {
             let chunk = Int32(clamping: bytes.count - offset)
             let written = FCGX_PutStr(

@@ -105,7 +105,7 @@ def test_if_none_match_matches_either_validator(stack, accept, which):
     ("image.png", "image/png", os.urandom(64 * 1024)),
     ("noise.txt", "text/plain", os.urandom(64 * 1024)),          # compressible type, incompressible bytes
     ("tiny.json", "application/json", b'{"small": true}'),       # below the minimum worth compressing
-])
+], ids=["png", "noise-txt", "tiny-json"])  # not the bodies: a 64 KiB test id would land in PYTEST_CURRENT_TEST
 def test_objects_that_do_not_compress_are_stored_raw(stack, name, content_type, body):
     key = f"{unique('raw')}-{name}"
     delta = cache(stack, key, body, content_type)
