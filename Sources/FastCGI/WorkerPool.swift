@@ -129,11 +129,16 @@ public final class WorkerPool: Sendable {
     }
 }
 
-/// Seconds on a clock that never jumps, for measuring durations and deadlines.
-public func monotonicSeconds() -> Double {
+/// Nanoseconds on a clock that never jumps, for measuring durations and deadlines.
+public func monotonicNanoseconds() -> Int64 {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}
+
+/// `monotonicNanoseconds()` in seconds.
+public func monotonicSeconds() -> Double {
+    Double(monotonicNanoseconds()) / 1e9
 }
 
 /// Starts a detached POSIX thread running `body`.

@@ -194,18 +194,14 @@ extension ObjectAddress {
 
 extension S3Error {
     /// S3 says the object (or its bucket) does not exist.
-    var isNotFound: Bool {
-        if case .service(404, _, _, _) = self { return true }
-        return false
-    }
+    var isNotFound: Bool { BackendOutcome(self) == .notFound }
 
     /// S3 is down, slow or failing, as opposed to refusing the request: the cases where an
-    /// expired copy is better than an error.
+    /// expired copy is better than an error. Classified once, as the metrics count it.
     var isBackendFailure: Bool {
-        switch self {
-        case let .service(status, code, _, _): return status >= 500 || code == "SlowDown"
-        case .timeout, .transport: return true
-        case .aborted: return false
+        switch BackendOutcome(self) {
+        case .throttled, .serverError, .timeout, .unreachable: return true
+        case .ok, .notModified, .notFound, .clientError, .denied, .aborted: return false
         }
     }
 

@@ -96,7 +96,7 @@ final class AccessLog {
         line += digits
     }
 
-    /// RFC 3339 UTC with milliseconds, as `JSONLogHandler.timestamp()` writes it.
+    /// RFC 3339 UTC with milliseconds; every log line's `time`.
     static func appendTimestamp(to line: inout [UInt8]) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)

@@ -4,6 +4,7 @@ import Glibc
 import CoreMetrics
 import ObjectCache
 public import Prometheus
+import S3Client
 import Synchronization
 
 /// Every metric the worker exports on `GET /metrics`, created once at startup.
@@ -145,6 +146,26 @@ enum BackendOutcome: String, CaseIterable, Sendable {
         switch self {
         case .ok, .notModified, .notFound, .clientError: return false
         case .denied, .throttled, .serverError, .timeout, .unreachable, .aborted: return true
+        }
+    }
+}
+
+extension BackendOutcome {
+    /// How an S3 failure is classified, for the metrics and for choosing a stale answer.
+    init(_ error: S3Error) {
+        switch error {
+        case let .service(status, code, _, _):
+            switch status {
+            case 404: self = .notFound
+            case 401, 403: self = .denied
+            case 503: self = .throttled
+            case _ where code == "SlowDown": self = .throttled
+            case 500...: self = .serverError
+            default: self = .clientError
+            }
+        case .timeout: self = .timeout
+        case .transport: self = .unreachable
+        case .aborted: self = .aborted
         }
     }
 }

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import FastCGI
 import S3Client
 
 /// An `ObjectStore` that times and counts every call it passes to the store behind it.
@@ -60,30 +58,4 @@ final class MeteredStore: ObjectStore {
             throw error
         }
     }
-}
-
-extension BackendOutcome {
-    init(_ error: S3Error) {
-        switch error {
-        case let .service(status, code, _, _):
-            switch status {
-            case 404: self = .notFound
-            case 401, 403: self = .denied
-            case 503: self = .throttled
-            case _ where code == "SlowDown": self = .throttled
-            case 500...: self = .serverError
-            default: self = .clientError
-            }
-        case .timeout: self = .timeout
-        case .transport: self = .unreachable
-        case .aborted: self = .aborted
-        }
-    }
-}
-
-/// Nanoseconds on a clock that never jumps.
-func monotonicNanoseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
 }

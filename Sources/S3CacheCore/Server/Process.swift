@@ -19,7 +19,7 @@ public func processEnvironment() -> [String: String] {
 /// Writes to fd 2 directly: C's `stderr` is a global `var` that strict concurrency rejects.
 public func writeStandardError(_ text: String) {
     var text = text
-    text.withUTF8 { bytes in _ = write(2, bytes.baseAddress, bytes.count) }
+    text.withUTF8 { writeLine(UnsafeRawBufferPointer($0), to: 2) }
 }
 
 /// The version, one place for the binary, the logs, the metrics and the Debian package.
