@@ -71,6 +71,12 @@ public final class FastCGIRequest {
         return ParameterText.decode(bytes)
     }
 
+    /// A FastCGI parameter's bytes as nginx sent them (up to the first NUL).
+    public func rawParam(_ name: String) -> [UInt8]? {
+        guard let value = FCGX_GetParam(name, request.envp) else { return nil }
+        return Array(UnsafeBufferPointer(start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self), count: strlen(value)))
+    }
+
     /// Reads up to `buffer.count` bytes of the request body; 0 means the body ended (or the client went away).
     public func readBody(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }

@@ -17,7 +17,7 @@ import Testing
         return String(decoding: object.body, as: UTF8.self)
     }
 
-    private func fill(_ cache: ObjectCache, _ key: String, _ text: String) {
+    private func fill(_ cache: ObjectCache, _ key: CacheKey, _ text: String) {
         guard case let .leader(flight, _) = cache.access(key) else {
             Issue.record("expected to lead the fetch of \(key)")
             return
@@ -48,7 +48,7 @@ import Testing
             DispatchQueue.global().async(group: group) {
                 guard case let .follower(shared, _) = cache.access("b/k") else { return }
                 followers.add(1, ordering: .relaxed)
-                if case let .record(record)? = shared.wait(timeout: 10), body(record) == "fetched once" {
+                if case let .record(record)? = shared.wait(stallLimit: 10), body(record) == "fetched once" {
                     served.add(1, ordering: .relaxed)
                 }
             }
@@ -130,7 +130,7 @@ import Testing
         let settings = CacheSettings(capacity: 256 << 10, maxObjectSize: 16 << 10, policy: policy)
         let cache = ObjectCache(settings: settings, clock: ManualClock())
         for index in 0..<2_000 {
-            fill(cache, "b/\(index)", String(repeating: "x", count: 1 + index % (8 << 10)))
+            fill(cache, CacheKey("b/\(index)"), String(repeating: "x", count: 1 + index % (8 << 10)))
             #expect(cache.usage().bytes <= settings.capacity)
         }
         #expect(cache.statistics.evictions.load(ordering: .relaxed) > 0)

@@ -15,6 +15,7 @@ final class FakeExchange: Exchange {
     }
 
     func param(_ name: String) -> String? { params[name] }
+    func rawParam(_ name: String) -> [UInt8]? { params[name].map { Array($0.utf8) } }
 
     func readBody(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         let count = min(buffer.count, body.count - bodyOffset, 1000)
@@ -93,7 +94,7 @@ final class FakeStore: ObjectStore {
         return S3ResponseHead(status: 200, headers: [("ETag", "\"e\(received.count)\"")])
     }
 
-    func deleteObject(bucket: String, key: String) throws -> S3ResponseHead {
+    func deleteObject(bucket: String, key: String, headers: [(name: String, value: String)]) throws -> S3ResponseHead {
         calls.append("DELETE \(bucket)/\(key)")
         objects["\(bucket)/\(key)"] = nil
         return S3ResponseHead(status: 204, headers: [])

@@ -48,9 +48,7 @@ final class CacheFill {
         let etag = head.header("ETag") ?? ""
         let lastModified = head.header("Last-Modified") ?? ""
         let headers = Passthrough.clientHeaders(head) + Passthrough.varyHeaders(contentType: head.header("Content-Type")) + report.headers
-        switch request.evaluate(
-            etags: [etag, CachedResponder.gzipETag(etag)], strongETag: etag, lastModified: lastModified)
-        {
+        switch request.evaluate(etags: [etag, EntityTags.gzipTag(etag)], lastModified: lastModified) {
         case .notModified:
             try response.sendHead(
                 status: 304, headers: headers.filter { !["content-length", "content-type"].contains($0.name.lowercased()) })
@@ -96,14 +94,8 @@ final class CacheFill {
 
     /// Builds the stored form: gzip when the type is compressible and it saves at least 10%.
     static func makeObject(body: [UInt8], head: S3ResponseHead) -> CachedObject {
-        let contentType = head.header("Content-Type") ?? "application/octet-stream"
-        let extraNames: Set<String> = ["cache-control", "content-disposition", "content-language", "expires", "content-encoding"]
-        let extra = Passthrough.clientHeaders(head)
-            .filter { extraNames.contains($0.name.lowercased()) }
-            .map { ObjectMetadata.Header(name: $0.name, value: $0.value) }
-        let metadata = ObjectMetadata(
-            contentType: contentType, etag: head.header("ETag") ?? "", lastModified: head.header("Last-Modified") ?? "",
-            extraHeaders: extra)
+        let metadata = metadata(head)
+        let contentType = metadata.contentType
         // An object S3 already holds encoded (Content-Encoding set) is kept exactly as it is.
         if head.header("Content-Encoding") == nil, body.count >= minimumCompressibleSize,
            ContentCoding.isCompressible(contentType),
@@ -117,5 +109,28 @@ final class CacheFill {
         return CachedObject(
             body: body, isCompressed: false, originalLength: body.count, metadata: metadata,
             headerLines: CachedResponder.headerLines(metadata, originalLength: body.count, gzipLength: nil))
+    }
+
+    /// The same stored bytes with the metadata of `head`, a 304 or HEAD answer for the same
+    /// version (its entity tag is kept when `head` has none).
+    static func updating(_ object: CachedObject, from head: S3ResponseHead) -> CachedObject {
+        var metadata = metadata(head)
+        if metadata.etag.isEmpty { metadata.etag = object.metadata.etag }
+        if metadata.lastModified.isEmpty { metadata.lastModified = object.metadata.lastModified }
+        return CachedObject(
+            body: object.body, isCompressed: object.isCompressed, originalLength: object.originalLength, metadata: metadata,
+            headerLines: CachedResponder.headerLines(
+                metadata, originalLength: object.originalLength, gzipLength: object.isCompressed ? object.body.count : nil))
+    }
+
+    /// What is kept of S3's response headers: those relayed to clients on every answer.
+    private static func metadata(_ head: S3ResponseHead) -> ObjectMetadata {
+        let extraNames: Set<String> = ["cache-control", "content-disposition", "content-language", "expires", "content-encoding"]
+        let extra = Passthrough.clientHeaders(head)
+            .filter { extraNames.contains($0.name.lowercased()) }
+            .map { ObjectMetadata.Header(name: $0.name, value: $0.value) }
+        return ObjectMetadata(
+            contentType: head.header("Content-Type") ?? "application/octet-stream", etag: head.header("ETag") ?? "",
+            lastModified: head.header("Last-Modified") ?? "", extraHeaders: extra)
     }
 }

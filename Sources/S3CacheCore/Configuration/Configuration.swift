@@ -36,6 +36,14 @@ public struct Configuration: Sendable, Equatable {
     public var backendConcurrency: Int
     /// Largest request body accepted by PUT, bytes, after gzip inflation (`MAX_UPLOAD_SIZE`, default 5G, S3's single-PUT limit).
     public var maxUploadSize: Int64
+    /// Largest object a gzip-encoded PUT may inflate to, bytes (`MAX_INFLATED_SIZE`, default 64M,
+    /// at most `MAX_UPLOAD_SIZE`). A small gzip body can inflate a thousandfold; this bounds the
+    /// spool file and the object such a body makes, apart from the limit on plain uploads.
+    public var maxInflatedSize: Int64
+    /// Buckets whose active content (HTML, SVG, XML, JavaScript) is served as a download in a
+    /// sandbox (`SAFE_CONTENT_BUCKETS`, comma-separated bucket names or `*`, default none), so
+    /// that what a writer uploads cannot run as the operator's site.
+    public var safeContentBuckets: BucketSet
     /// Where to accept FastCGI when not socket-activated (`FCGI_LISTEN`, default `/run/s3cache/s3cache.sock`).
     public var listen: ListenAddress
     /// Listen backlog for a socket we open ourselves (`FCGI_BACKLOG`, default 1024).
@@ -86,6 +94,12 @@ public struct Configuration: Sendable, Equatable {
                 reason: "cannot exceed half of MAX_CACHE_SIZE (\(cacheSize / 2) bytes)")
         }
         let uploadSize = try env.size("MAX_UPLOAD_SIZE", default: 5 << 30, in: 1...(5 << 40))!
+        let inflatedSize = try env.size("MAX_INFLATED_SIZE", default: min(64 << 20, uploadSize), in: 1...uploadSize)!
+        let safeText = env.string("SAFE_CONTENT_BUCKETS", default: "")
+        guard let safeContentBuckets = BucketSet(parsing: safeText) else {
+            throw ConfigurationError(
+                variable: "SAFE_CONTENT_BUCKETS", value: safeText, reason: "expected bucket names separated by commas, or *")
+        }
         let socketMode = try env.octalMode("FCGI_SOCKET_MODE", default: 0o660)
         let listenText = env.string("FCGI_LISTEN", default: "/run/s3cache/s3cache.sock")
         guard let listen = ListenAddress.parse(listenText, socketMode: socketMode) else {
@@ -121,6 +135,8 @@ public struct Configuration: Sendable, Equatable {
             cachePolicy: policy,
             backendConcurrency: backendConcurrency,
             maxUploadSize: uploadSize,
+            maxInflatedSize: inflatedSize,
+            safeContentBuckets: safeContentBuckets,
             listen: listen,
             backlog: Int32(try env.integer("FCGI_BACKLOG", default: 1024, in: 1...65_535)),
             threads: threads,

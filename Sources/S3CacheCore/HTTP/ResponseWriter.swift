@@ -7,6 +7,8 @@ final class ResponseWriter {
     private(set) var bodyBytesSent: Int64 = 0
     /// Set once the status line went out; from then on an error can only cut the body short.
     var headSent: Bool { status != 0 }
+    /// For object responses: the headers that keep uploaded content from acting as the site.
+    var contentSafety: ContentSafety?
 
     init(exchange: any Exchange, isHead: Bool) {
         self.exchange = exchange
@@ -18,17 +20,35 @@ final class ResponseWriter {
         try sendHead(status: status, prepared: "", headers: headers)
     }
 
+    /// Whether a response of `contentType` must go out sandboxed (`ContentSafety`); callers with
+    /// prepared header lines check this first and send those headers as a list instead.
+    func sandboxes(contentType: String) -> Bool {
+        contentSafety?.sandboxes(contentType: contentType) ?? false
+    }
+
     /// Sends the status, header lines rendered beforehand (`Name: value` + CRLF each), then
     /// `headers`.
     func sendHead(status: Int, prepared: String, headers: [(name: String, value: String)]) throws {
         precondition(!headSent, "response head sent twice")
         var head = "Status: \(status) \(HTTPStatus.reason(status))\r\n"
         head += prepared
-        for (name, value) in headers {
+        var sandboxed = false
+        if let contentSafety {
+            head += ContentSafety.noSniff
+            if contentSafety.sandboxesActiveContent, status == 200 || status == 206,
+               let type = headers.first(where: { $0.name.lowercased() == "content-type" })?.value
+            {
+                sandboxed = contentSafety.sandboxes(contentType: type)
+            }
+        }
+        for (name, value) in headers where !(sandboxed && name.lowercased() == "content-disposition") {
             head += name
             head += ": "
             head += value
             head += "\r\n"
+        }
+        if sandboxed {
+            for (name, value) in ContentSafety.sandboxHeaders { head += "\(name): \(value)\r\n" }
         }
         head += "\r\n"
         self.status = status

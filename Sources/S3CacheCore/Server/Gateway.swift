@@ -7,6 +7,7 @@ import S3Client
 /// handler over this thread's store, and the access log.
 public final class Gateway {
     private let rules: AccessRules
+    private let safeContentBuckets: BucketSet
     private let store: any ObjectStore
     private let objects: ObjectHandler
     private let shared: SharedState
@@ -25,11 +26,13 @@ public final class Gateway {
         accessLog: AccessLog
     ) {
         self.rules = configuration.accessRules
+        self.safeContentBuckets = configuration.safeContentBuckets
         self.store = store
         self.shared = shared
         self.objects = ObjectHandler(
-            store: store, maxUploadSize: configuration.maxUploadSize, gate: shared.gate, cache: shared.cache,
-            flightTimeout: configuration.s3.connectTimeout + 2 * configuration.s3.readTimeout)
+            store: store, limits: UploadLimits(configuration), gate: shared.gate, cache: shared.cache,
+            // The leader's fetch may be silent that long before its own timeouts end it.
+            stallLimit: configuration.s3.connectTimeout + configuration.s3.readTimeout + 1)
         self.logger = logger
         self.recorder = recorder
         self.accessLog = accessLog
@@ -57,8 +60,15 @@ public final class Gateway {
         let response = ResponseWriter(exchange: exchange, isHead: method == "HEAD")
         var failure: (any Error)?
         var cacheReport: CacheReport?
+        if case let .object(address) = route {
+            response.contentSafety = ContentSafety(sandboxesActiveContent: safeContentBuckets.contains(address.bucket))
+        }
         do {
             cacheReport = try dispatch(method: method, route: route, exchange: exchange, response: response)
+        } catch let error as CacheReportedError {
+            failure = error.underlying
+            cacheReport = error.report
+            answer(error.underlying, extraHeaders: error.report.headers, response: response)
         } catch {
             failure = error
             answer(error, response: response)
@@ -107,9 +117,9 @@ public final class Gateway {
 
     /// Sends the error response if the status line has not gone out yet; after that the
     /// only honest thing is to cut the body short, which nginx passes on as a broken transfer.
-    private func answer(_ error: any Error, response: ResponseWriter) {
+    private func answer(_ error: any Error, extraHeaders: [(name: String, value: String)] = [], response: ResponseWriter) {
         guard !response.headSent else { return }
-        let httpError: HTTPError
+        var httpError: HTTPError
         switch error {
         case let error as HTTPError: httpError = error
         case let error as S3Error: httpError = HTTPError(backend: error)
@@ -118,6 +128,7 @@ public final class Gateway {
         case is FastCGIError: return
         default: httpError = .internalError("unexpected error")
         }
+        httpError.headers += extraHeaders
         try? response.sendError(httpError)
     }
 
