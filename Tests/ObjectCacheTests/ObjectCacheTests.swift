@@ -165,3 +165,40 @@ func usleepShort() {
         #expect(record.cost >= 1 << 20)
     }
 }
+
+@Suite struct FlightTests {
+    @Test func aFollowerWaitsWhileTheLeaderMakesProgress() {
+        let cache = ObjectCache(settings: CacheSettings(capacity: 1 << 20, maxObjectSize: 1 << 16), clock: ManualClock())
+        guard case let .leader(flight, _) = cache.access("b/slow") else {
+            Issue.record("expected to lead")
+            return
+        }
+        // The leader moves a byte every 50 ms for 0.6 s: six times the follower's stall limit.
+        DispatchQueue.global().async {
+            for _ in 0..<12 {
+                var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
+                nanosleep(&pause, nil)
+                flight.recordProgress()
+            }
+            cache.complete(flight, key: "b/slow", outcome: .record(cache.makeRecord(.missing, key: "b/slow")))
+        }
+        guard case let .follower(shared, _) = cache.access("b/slow") else {
+            Issue.record("expected to follow")
+            return
+        }
+        guard case .record? = shared.wait(stallLimit: 0.1) else {
+            Issue.record("the follower gave up on a leader that was still receiving bytes")
+            return
+        }
+    }
+
+    @Test func aFollowerGivesUpOnAStalledLeader() {
+        let cache = ObjectCache(settings: CacheSettings(capacity: 1 << 20, maxObjectSize: 1 << 16), clock: ManualClock())
+        guard case let .leader(flight, _) = cache.access("b/stuck"), case let .follower(shared, _) = cache.access("b/stuck") else {
+            Issue.record("expected a leader and a follower")
+            return
+        }
+        #expect(shared.wait(stallLimit: 0.05) == nil)
+        cache.complete(flight, key: "b/stuck", outcome: .abandoned)
+    }
+}

@@ -36,7 +36,7 @@ final class CacheFill {
         self.head = head
         guard head.status == 200 else { return }
         let length = head.header("Content-Length").flatMap(Int.init)
-        if let length, length <= maxObjectSize {
+        if let length, length >= 0, length <= maxObjectSize {
             copy = []
             copy?.reserveCapacity(length)
             report = baseReport
