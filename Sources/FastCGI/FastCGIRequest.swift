@@ -12,8 +12,6 @@ public final class FastCGIRequest {
     private var outputFailed = false
     /// Bodies from this size on bypass libfcgi's 8 KiB buffer (`RecordWriter`).
     static let directWriteThreshold = 16 * 1024
-    /// Bytes of such a body left in libfcgi's buffer until the next write or the end of the request.
-    static let bufferedTail = 1024
 
     /// Prepares a request slot for connections handed to it with `adopt(connection:)`.
     ///
@@ -94,11 +92,8 @@ public final class FastCGIRequest {
         guard !outputFailed else { throw .clientGone }
         var offset = 0
         if bytes.count >= Self.directWriteThreshold {
-            // libfcgi's buffer goes first, so the records stay in order. The last bytes stay
-            // behind in libfcgi's buffer, which is written when the request finishes: nginx
-            // (and its client) cannot see a response complete before the handler is done with
-            // it, for example before a cache fill has stored the object a client may ask again.
-            offset = bytes.count - Self.bufferedTail
+            // libfcgi's buffer goes first, so the records stay in order.
+            offset = bytes.count
             try flush()
             do {
                 try RecordWriter.writeStandardOutput(

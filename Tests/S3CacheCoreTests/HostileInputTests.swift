@@ -95,3 +95,24 @@ import Testing
         #expect(cache.freshRecord(nfc) != nil)
     }
 }
+
+@Suite struct FillBudgetTests {
+    @Test func reservationsNeverExceedTheLimit() {
+        let budget = FillBudget(limit: 100)
+        #expect(budget.tryReserve(60))
+        #expect(!budget.tryReserve(41))
+        #expect(budget.tryReserve(40))
+        #expect(!budget.tryReserve(1))
+        budget.release(60)
+        #expect(budget.current == 40)
+        #expect(!budget.tryReserve(-1))
+        #expect(!budget.tryReserve(Int.max))
+    }
+
+    @Test func theDefaultHoldsAtLeastTheLargestObject() throws {
+        let defaults = try Configuration.load(from: [:])
+        #expect(defaults.fillBudget == defaults.maxCacheSize / 4)
+        let large = try Configuration.load(from: ["MAX_CACHE_SIZE": "100M", "MAX_OBJECT_SIZE": "50M"])
+        #expect(large.fillBudget == 100 << 20)
+    }
+}

@@ -7,14 +7,16 @@ final class CachedReads {
     private let cache: ObjectCache
     private let store: any ObjectStore
     private let gate: BackendGate
+    private let fillBudget: FillBudget
     private let responder: CachedResponder
     /// Longest a follower waits without the leader's fetch receiving a byte before answering 504.
     private let stallLimit: Double
 
-    init(cache: ObjectCache, store: any ObjectStore, gate: BackendGate, stallLimit: Double) {
+    init(cache: ObjectCache, store: any ObjectStore, gate: BackendGate, fillBudget: FillBudget, stallLimit: Double) {
         self.cache = cache
         self.store = store
         self.gate = gate
+        self.fillBudget = fillBudget
         self.responder = CachedResponder(statistics: cache.statistics)
         self.stallLimit = stallLimit
     }
@@ -78,15 +80,17 @@ final class CachedReads {
     ) throws -> CacheReport {
         let key = address.cacheKey
         var completed = false
+        // Once only: the head may release the followers (`.uncacheable`) long before the end.
         func complete(_ outcome: Flight.Outcome) {
+            guard !completed else { return }
             cache.complete(flight, key: key, outcome: outcome)
             completed = true
         }
-        defer { if !completed { cache.complete(flight, key: key, outcome: .abandoned) } }
+        defer { complete(.abandoned) }
 
         let fill = CacheFill(
-            maxObjectSize: cache.settings.maxObjectSize, request: request, response: response,
-            report: CacheReport(result: .miss, forwardStatus: 200))
+            maxObjectSize: cache.settings.maxObjectSize, budget: fillBudget, request: request, response: response,
+            report: CacheReport(result: .miss, forwardStatus: 200), onUncacheable: { complete(.uncacheable) })
         let conditional: [(name: String, value: String)] = stale.flatMap { record in
             guard case let .object(object) = record.state, !object.metadata.etag.isEmpty else { return nil }
             return [("If-None-Match", object.metadata.etag)]
@@ -114,6 +118,7 @@ final class CachedReads {
                 complete(.uncacheable)
                 statistics.bypasses.add(1, ordering: .relaxed)
             }
+            try fill.release()
             return fill.report
         } catch let error as S3Error where error.isNotFound {
             let record = cache.makeRecord(.missing, key: key)
@@ -161,10 +166,9 @@ final class CachedReads {
     private func follow(
         _ flight: Flight, address: ObjectAddress, stale: CacheRecord?, request: ReadRequest, response: ResponseWriter
     ) throws -> CacheReport? {
-        // A follower holds a thread while S3 works: it counts against the same bound.
-        guard gate.tryAcquire() else { return try refuse(stale: stale, request: request, response: response) }
+        // No backend permit while waiting: the leader holds the one this key needs, and a
+        // stampede of followers must not crowd out other keys' misses (or be refused itself).
         let outcome = flight.wait(stallLimit: stallLimit)
-        gate.release()
         let report = CacheReport(result: .miss, collapsed: true)
         switch outcome {
         case let .record(record)?:

@@ -25,6 +25,11 @@ public struct Configuration: Sendable, Equatable {
     /// `1048576` means 1 TiB; write `1048576b` or `1M`.
     /// `MAX_CACHE_SIZE=0` turns the cache off: every read goes to S3.
     public var maxObjectSize: Int64
+    /// Bytes cache fills in flight may hold together (`FILL_BUDGET`, default a quarter of the
+    /// cache, at least twice MAX_OBJECT_SIZE: a compressible object is held twice while it is
+    /// compressed); a fill that does not fit streams through uncached. The
+    /// worker's memory stays within MAX_CACHE_SIZE + FILL_BUDGET + a constant.
+    public var fillBudget: Int64
     /// Seconds a 404 from S3 is remembered (`NEGATIVE_TTL`, default 10).
     public var negativeTTL: Double
     /// Seconds past expiry an entry is kept for revalidation and served if S3 fails (`STALE_IF_ERROR`, default 3600).
@@ -93,6 +98,7 @@ public struct Configuration: Sendable, Equatable {
                 variable: "MAX_OBJECT_SIZE", value: env.raw("MAX_OBJECT_SIZE") ?? String(objectSize),
                 reason: "cannot exceed half of MAX_CACHE_SIZE (\(cacheSize / 2) bytes)")
         }
+        let fillBudget = try env.size("FILL_BUDGET", default: max(2 * objectSize, cacheSize / 4), in: 0...(1 << 46))!
         let uploadSize = try env.size("MAX_UPLOAD_SIZE", default: 5 << 30, in: 1...(5 << 40))!
         let inflatedSize = try env.size("MAX_INFLATED_SIZE", default: min(64 << 20, uploadSize), in: 1...uploadSize)!
         let safeText = env.string("SAFE_CONTENT_BUCKETS", default: "")
@@ -130,6 +136,7 @@ public struct Configuration: Sendable, Equatable {
             cacheTTL: try env.seconds("CACHE_TTL", default: 300, in: 0...(86_400 * 365)),
             cleanupInterval: try env.seconds("CLEANUP_INTERVAL", default: 60, in: 1...86_400),
             maxObjectSize: objectSize,
+            fillBudget: fillBudget,
             negativeTTL: try env.seconds("NEGATIVE_TTL", default: 10, in: 0...86_400),
             staleIfError: try env.seconds("STALE_IF_ERROR", default: 3600, in: 0...(86_400 * 30)),
             cachePolicy: policy,

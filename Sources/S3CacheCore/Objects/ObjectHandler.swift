@@ -17,12 +17,17 @@ final class ObjectHandler {
         ("HTTP_CONTENT_LANGUAGE", "Content-Language"),
     ]
 
-    init(store: any ObjectStore, limits: UploadLimits, gate: BackendGate, cache: ObjectCache?, stallLimit: Double) {
+    init(
+        store: any ObjectStore, limits: UploadLimits, gate: BackendGate, cache: ObjectCache?, fillBudget: FillBudget,
+        stallLimit: Double
+    ) {
         self.store = store
         self.limits = limits
         self.gate = gate
         self.cache = cache
-        self.cachedReads = cache.map { CachedReads(cache: $0, store: store, gate: gate, stallLimit: stallLimit) }
+        self.cachedReads = cache.map {
+            CachedReads(cache: $0, store: store, gate: gate, fillBudget: fillBudget, stallLimit: stallLimit)
+        }
     }
 
     /// Serves one object request; returns what the cache did, when it was involved.
