@@ -169,24 +169,21 @@ func usleepShort() {
 @Suite struct FlightTests {
     @Test func aFollowerWaitsWhileTheLeaderMakesProgress() {
         let cache = ObjectCache(settings: CacheSettings(capacity: 1 << 20, maxObjectSize: 1 << 16), clock: ManualClock())
-        guard case let .leader(flight, _) = cache.access("b/slow") else {
-            Issue.record("expected to lead")
+        guard case let .leader(flight, _) = cache.access("b/slow"), case let .follower(shared, _) = cache.access("b/slow") else {
+            Issue.record("expected a leader and a follower")
             return
         }
-        // The leader moves a byte every 50 ms for 0.6 s: six times the follower's stall limit.
-        DispatchQueue.global().async {
-            for _ in 0..<12 {
+        // The leader moves a byte every 50 ms for 1.5 s, three times the follower's stall limit;
+        // its own thread, not a shared queue that other tests may keep busy.
+        startThread {
+            for _ in 0..<30 {
                 var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
                 nanosleep(&pause, nil)
                 flight.recordProgress()
             }
             cache.complete(flight, key: "b/slow", outcome: .record(cache.makeRecord(.missing, key: "b/slow")))
         }
-        guard case let .follower(shared, _) = cache.access("b/slow") else {
-            Issue.record("expected to follow")
-            return
-        }
-        guard case .record? = shared.wait(stallLimit: 0.1) else {
+        guard case .record? = shared.wait(stallLimit: 0.5) else {
             Issue.record("the follower gave up on a leader that was still receiving bytes")
             return
         }
@@ -201,4 +198,20 @@ func usleepShort() {
         #expect(shared.wait(stallLimit: 0.05) == nil)
         cache.complete(flight, key: "b/stuck", outcome: .abandoned)
     }
+}
+
+/// Runs `body` on a new detached POSIX thread.
+private func startThread(_ body: @escaping @Sendable () -> Void) {
+    final class Box: Sendable {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    var thread = pthread_t()
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    let status = pthread_create(&thread, nil, { raw in
+        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+        return nil
+    }, box)
+    precondition(status == 0, "pthread_create failed")
+    pthread_detach(thread)
 }
