@@ -124,3 +124,77 @@ def test_fills_in_flight_share_the_fill_budget(small_objects):
     assert details.count(None) >= 8, details
     wait_for(lambda: stats(stack)["fill_bytes_in_flight"] == 0, 10, "the fill budget to be given back")
     assert stats(stack)["fill_budget_bytes"] == 2 << 20
+
+
+@pytest.fixture(scope="module")
+def upload_bound():
+    c = start_cache_stack(threads=32, worker_env={"UPLOAD_CONCURRENCY": "4", "BACKEND_CONCURRENCY": "16"})
+    yield c
+    c.stop()
+
+
+class SlowUpload:
+    """A PUT whose body trickles at about 1 KiB/s on its own connection; ``finish`` reads the answer."""
+
+    def __init__(self, port: int, key: str, size: int = 64 * 1024):
+        import socket
+        self.size = size
+        self.socket = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.socket.sendall((f"PUT /objects/local/{key} HTTP/1.1\r\nHost: localhost\r\n"
+                             f"Content-Length: {size}\r\nContent-Type: application/octet-stream\r\n\r\n").encode())
+        self.sent = 0
+        self.answer = b""
+
+    def trickle(self, count: int = 1024) -> None:
+        if self.sent < self.size:
+            try:
+                self.socket.sendall(b"u" * min(count, self.size - self.sent))
+                self.sent += min(count, self.size - self.sent)
+            except OSError:
+                self.sent = self.size
+
+    def status_if_answered(self) -> int | None:
+        self.socket.setblocking(False)
+        try:
+            self.answer += self.socket.recv(65536)
+        except BlockingIOError:
+            pass
+        except OSError:
+            return -1
+        finally:
+            self.socket.setblocking(True)
+        if self.answer.startswith(b"HTTP/1.1 "):
+            return int(self.answer[9:12])
+        return None
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def test_slow_uploads_leave_misses_and_hits_working(upload_bound):
+    stack = upload_bound.stack
+    hot = f"{unique('hot')}.bin"
+    stack.boto3.put_object(Bucket="public", Key=hot, Body=b"hot" * 100)
+    assert get(stack, "public", hot).status == 200
+    uploads = [SlowUpload(stack.port, f"{unique('slow-up')}.bin") for _ in range(40)]
+    try:
+        for _ in range(3):       # a few seconds of trickling: every upload is under way
+            for upload in uploads:
+                upload.trickle()
+            time.sleep(0.5)
+        refused = [upload for upload in uploads if upload.status_if_answered() == 503]
+        assert len(refused) >= 30, f"only {len(refused)} of 40 uploads were refused past UPLOAD_CONCURRENCY=4"
+        assert all(b"uploads_busy" in upload.answer for upload in refused)
+        for _ in range(10):
+            started = time.monotonic()
+            hit = get(stack, "public", hot)
+            miss_key = f"{unique('miss')}.bin"
+            stack.boto3.put_object(Bucket="public", Key=miss_key, Body=b"miss")
+            miss = get(stack, "public", miss_key)
+            assert hit.status == 200 and miss.status == 200 and miss.body == b"miss"
+            assert time.monotonic() - started < 2, "a hit and a miss took more than 2 s beside slow uploads"
+            for upload in uploads:
+                upload.trickle()
+    finally:
+        for upload in uploads:
+            upload.close()

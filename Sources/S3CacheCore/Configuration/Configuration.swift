@@ -39,6 +39,10 @@ public struct Configuration: Sendable, Equatable {
     /// Requests that may wait on S3 at once (`BACKEND_CONCURRENCY`, default three quarters of
     /// `FCGI_THREADS`); beyond it a miss gets 503 at once, so a slow S3 never takes every thread from cache hits.
     public var backendConcurrency: Int
+    /// PUTs that may be in progress at once (`UPLOAD_CONCURRENCY`, default half of
+    /// `FCGI_THREADS`, at least 1), counted apart from `BACKEND_CONCURRENCY`: past it an upload
+    /// gets 503 at once, and slow uploaders never take what reads need.
+    public var uploadConcurrency: Int
     /// Largest request body accepted by PUT, bytes, after gzip inflation (`MAX_UPLOAD_SIZE`, default 5G, S3's single-PUT limit).
     public var maxUploadSize: Int64
     /// Largest object a gzip-encoded PUT may inflate to, bytes (`MAX_INFLATED_SIZE`, default 64M,
@@ -129,6 +133,12 @@ public struct Configuration: Sendable, Equatable {
                 variable: "BACKEND_CONCURRENCY", value: String(backendConcurrency),
                 reason: "must be below FCGI_THREADS (\(threads)) so that cache hits always have threads")
         }
+        let uploadConcurrency = try env.integer("UPLOAD_CONCURRENCY", default: max(1, threads / 2), in: 1...10_000)
+        guard uploadConcurrency < threads || threads == 1 else {
+            throw ConfigurationError(
+                variable: "UPLOAD_CONCURRENCY", value: String(uploadConcurrency),
+                reason: "must be below FCGI_THREADS (\(threads)) so that reads always have threads")
+        }
         return Configuration(
             s3: s3,
             accessRules: rules,
@@ -141,6 +151,7 @@ public struct Configuration: Sendable, Equatable {
             staleIfError: try env.seconds("STALE_IF_ERROR", default: 3600, in: 0...(86_400 * 30)),
             cachePolicy: policy,
             backendConcurrency: backendConcurrency,
+            uploadConcurrency: uploadConcurrency,
             maxUploadSize: uploadSize,
             maxInflatedSize: inflatedSize,
             safeContentBuckets: safeContentBuckets,

@@ -38,6 +38,7 @@ public final class LiveConfiguration: Sendable {
             keep(\.fillBudget, "FILL_BUDGET")
             keep(\.cachePolicy, "CACHE_POLICY")
             keep(\.backendConcurrency, "BACKEND_CONCURRENCY")
+            keep(\.uploadConcurrency, "UPLOAD_CONCURRENCY")
             current = effective
             return deferred
         }

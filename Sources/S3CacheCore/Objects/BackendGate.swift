@@ -43,4 +43,7 @@ extension HTTPError {
     static let backendBusy = HTTPError(
         status: 503, code: "backend_busy", message: "too many requests are waiting on S3; retry shortly",
         headers: [("Retry-After", "1")])
+    static let uploadsBusy = HTTPError(
+        status: 503, code: "uploads_busy", message: "too many uploads are in progress; retry shortly",
+        headers: [("Retry-After", "1")])
 }

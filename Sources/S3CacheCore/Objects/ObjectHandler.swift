@@ -7,6 +7,9 @@ final class ObjectHandler {
     private let store: any ObjectStore
     private let limits: UploadLimits
     private let gate: BackendGate
+    /// PUTs have their own bound: a slow uploader holds its thread and S3 connection for as long
+    /// as its client trickles, and must never use up what reads need.
+    private let uploadGate: BackendGate
     /// Nil when caching is off (`MAX_CACHE_SIZE=0`).
     private let cache: ObjectCache?
     private let cachedReads: CachedReads?
@@ -18,12 +21,13 @@ final class ObjectHandler {
     ]
 
     init(
-        store: any ObjectStore, limits: UploadLimits, gate: BackendGate, cache: ObjectCache?, fillBudget: FillBudget,
-        stallLimit: Double
+        store: any ObjectStore, limits: UploadLimits, gate: BackendGate, uploadGate: BackendGate, cache: ObjectCache?,
+        fillBudget: FillBudget, stallLimit: Double
     ) {
         self.store = store
         self.limits = limits
         self.gate = gate
+        self.uploadGate = uploadGate
         self.cache = cache
         self.cachedReads = cache.map {
             CachedReads(cache: $0, store: store, gate: gate, fillBudget: fillBudget, stallLimit: stallLimit)
@@ -44,9 +48,11 @@ final class ObjectHandler {
             if let cachedReads { return try cachedReads.head(address, request: request, response: response) }
             try gate.withPermit { try Passthrough(store: store).head(address, headers: request.forwardedHeaders, response: response) }
         case .put:
-            try writing(address, response: response) { try put(address, exchange: exchange) }
+            try writing(address, gate: uploadGate, busy: .uploadsBusy, response: response) { try put(address, exchange: exchange) }
         case .delete:
-            try writing(address, response: response) { try delete(address, conditions: WriteConditions(exchange)) }
+            try writing(address, gate: gate, busy: .backendBusy, response: response) {
+                try delete(address, conditions: WriteConditions(exchange))
+            }
         }
         return nil
     }
@@ -59,10 +65,14 @@ final class ObjectHandler {
     /// cache must never do. The one exception is a write refused on its preconditions (412, or
     /// S3's 409 for a conflicting conditional write): the object is what it was, and so is the
     /// cache's copy.
-    private func writing(_ address: ObjectAddress, response: ResponseWriter, _ body: () throws -> WriteAnswer) throws {
+    private func writing(
+        _ address: ObjectAddress, gate: BackendGate, busy: HTTPError, response: ResponseWriter, _ body: () throws -> WriteAnswer
+    ) throws {
+        guard gate.tryAcquire() else { throw busy }
         let answer: WriteAnswer
         do {
-            answer = try gate.withPermit(body)
+            defer { gate.release() }
+            answer = try body()
         } catch {
             if !Self.leftObjectUnchanged(error) { cache?.invalidate(address.cacheKey) }
             throw error

@@ -30,7 +30,8 @@ public final class Gateway {
         self.store = store
         self.shared = shared
         self.objects = ObjectHandler(
-            store: store, limits: UploadLimits(configuration), gate: shared.gate, cache: shared.cache,
+            store: store, limits: UploadLimits(configuration), gate: shared.gate, uploadGate: shared.uploadGate,
+            cache: shared.cache,
             fillBudget: shared.fillBudget,
             // The leader's fetch may be silent that long before its own timeouts end it.
             stallLimit: configuration.s3.connectTimeout + configuration.s3.readTimeout + 1)
