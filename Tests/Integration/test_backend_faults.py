@@ -40,6 +40,7 @@ FAULTS = {
     "reset-mid-body": {"reset_body": CUT},
     "truncated-length": {"cut_body": CUT},
     "truncated-chunked": {"cut_body": CUT, "chunked": True},
+    "reset-mid-chunked": {"reset_body": CUT, "chunked": True},
     "stall-mid-body": {"stall_body": CUT},
     "status-500": {"fail_status": 500},
     "slowdown-503": {"fail_status": 503, "fail_code": "SlowDown"},
@@ -47,7 +48,7 @@ FAULTS = {
     "reset": {"reset": True},
     "hang": {"hang": True},
 }
-MID_BODY = {"reset-mid-body", "truncated-length", "truncated-chunked", "stall-mid-body"}
+MID_BODY = {"reset-mid-body", "truncated-length", "truncated-chunked", "reset-mid-chunked", "stall-mid-body"}
 # What the client gets when S3 fails before any byte of the answer reached it.
 EXPECTED_ERROR = {
     "status-500": (502, "bad_gateway"),
@@ -293,3 +294,24 @@ def test_short_body_is_never_served_from_the_cache(faulty):
     assert fetched.complete and fetched.body == body and fetched.headers.get("x-cache") == "MISS"
     hit = fetch(stack, "GET", f"/objects/local/{key}")
     assert hit.complete and hit.body == body and hit.headers.get("x-cache") == "HIT"
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
+def test_a_body_broken_off_before_any_byte_reached_nginx_is_a_502(faulty, chunked):
+    """S3 breaks off after a few bytes, while the head and those bytes still sit in the
+    worker's output buffer: nginx sees the connection close before any response head and
+    answers 502 itself (its error page for a worker that failed), after retrying the GET once
+    on a new connection. A clear error, never a short 200."""
+    stack, backend = faulty.stack, faulty.backend
+    key = unique("early")
+    body = os.urandom(SIZE)
+    stack.boto3.put_object(Bucket="local", Key=key, Body=body, ContentType="application/octet-stream")
+    rule = backend.add_rule(method="GET", path=f"/local/{key}", cut_body=10, chunked=chunked)
+    reply = fetch(stack, "GET", f"/objects/local/{key}")
+    assert_error(reply, 502, "bad_gateway")
+    assert reply.elapsed < QUICK
+    assert 1 <= rule.matched <= 2, "nginx retries a request whose kept connection closed unanswered, once"
+    backend.remove_rule(rule)
+    again = fetch(stack, "GET", f"/objects/local/{key}")
+    assert again.complete and again.status == 200 and again.body == body and x_cache(again) == "MISS"
+    assert_worker_serves(faulty)
