@@ -4,8 +4,8 @@ Faults: a reset or a truncation mid-body (against ``Content-Length``, or a chunk
 its last chunk), a stall mid-body, 500, 503 SlowDown, an error whose XML does not parse, a
 reset before any answer, and a connection S3 accepts and never answers. Each meets a cache
 miss with no stale copy, an expired entry with a stale copy, a read that bypasses the cache (a
-range on a miss), a HEAD and a PUT, wherever it applies (a HEAD has no body to break; a PUT's
-answer has none either).
+range on a miss), a HEAD with and without a stale copy, and a PUT, wherever it applies (a HEAD
+has no body to break; a PUT's answer has none either).
 
 What the client must get: a clear JSON error with the right status, or the stale copy marked as
 such; once the response head went out, a response that is visibly incomplete (the connection
@@ -17,6 +17,7 @@ wrong was cached) and the worker still answers /health.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -57,14 +58,14 @@ EXPECTED_ERROR = {
     "reset": (502, "bad_gateway"),
     "hang": (504, "gateway_timeout"),
 }
-SCENARIOS = ["miss", "stale", "bypass", "head", "put"]
+SCENARIOS = ["miss", "stale", "bypass", "head", "head-stale", "put"]
 
 
 def applies(fault: str, scenario: str) -> bool:
     if fault in MID_BODY:
         return scenario in ("miss", "stale", "bypass")     # HEAD and PUT answers have no body
     if fault == "malformed-xml":
-        return scenario != "head"                           # no body, so no XML, in a HEAD answer
+        return not scenario.startswith("head")              # no body, so no XML, in a HEAD answer
     return True
 
 
@@ -103,7 +104,6 @@ class Received:
     elapsed: float
 
     def json(self):
-        import json
         return json.loads(self.body)
 
     @property
@@ -213,7 +213,7 @@ def test_backend_fault(faulty, fault, scenario):
     stack.boto3.put_object(Bucket="local", Key=key, Body=original, ContentType="application/octet-stream")
     expected = original
 
-    if scenario == "stale":
+    if scenario in ("stale", "head-stale"):
         primed = fetch(stack, "GET", path)
         assert primed.complete and primed.body == original and primed.headers.get("x-cache") == "MISS"
         time.sleep(TTL + 0.3)
@@ -225,7 +225,7 @@ def test_backend_fault(faulty, fault, scenario):
         primed = fetch(stack, "GET", path)
         assert primed.complete and primed.body == original
 
-    method = {"head": "HEAD", "put": "PUT"}.get(scenario, "GET")
+    method = {"head": "HEAD", "head-stale": "HEAD", "put": "PUT"}.get(scenario, "GET")
     request_headers = {"Range": f"bytes=0-{RANGE_LENGTH - 1}"} if scenario == "bypass" else {}
     upload = os.urandom(SIZE) if scenario == "put" else None
     rule = backend.add_rule(method=method, path=f"/local/{key}", **FAULTS[fault])
@@ -241,6 +241,9 @@ def test_backend_fault(faulty, fault, scenario):
         assert record["level"] == "error", record
     elif scenario == "stale":
         assert reply.complete and reply.status == 200 and reply.body == original, reply
+        assert_reported(reply, "STALE")
+    elif scenario == "head-stale":
+        assert reply.complete and reply.status == 200 and int(reply.headers["content-length"]) == SIZE, reply
         assert_reported(reply, "STALE")
     else:
         status, error = EXPECTED_ERROR[fault]
@@ -264,9 +267,9 @@ def test_backend_fault(faulty, fault, scenario):
         stored = fetch(stack, "PUT", path, body=upload)
         assert stored.complete and stored.status == 200, stored
         expected = upload
-    again = fetch(stack, "HEAD" if scenario == "head" else "GET", path, headers=request_headers)
+    again = fetch(stack, method if method == "HEAD" else "GET", path, headers=request_headers)
     assert again.complete and not again.timed_out, again
-    if scenario == "head":
+    if method == "HEAD":
         assert again.status == 200 and int(again.headers["content-length"]) == len(expected)
     elif scenario == "bypass":
         assert again.status == 206 and again.body == expected[:RANGE_LENGTH]
