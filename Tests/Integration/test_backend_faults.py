@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 
@@ -317,4 +318,45 @@ def test_a_body_broken_off_before_any_byte_reached_nginx_is_a_502(faulty, chunke
     backend.remove_rule(rule)
     again = fetch(stack, "GET", f"/objects/local/{key}")
     assert again.complete and again.status == 200 and again.body == body and x_cache(again) == "MISS"
+    assert_worker_serves(faulty)
+
+
+@pytest.mark.parametrize("with_stale", [False, True], ids=["no-stale", "stale"])
+def test_followers_of_a_fetch_that_breaks_off_get_an_error_or_the_stale_copy(faulty, with_stale):
+    """A request that joins the leader's fetch while S3 stalls mid-body never gets the leader's
+    short body: it gets 504 (the leader's read timeout), or the stale copy; the leader's own
+    response is broken off."""
+    stack, backend = faulty.stack, faulty.backend
+    key = unique("follow")
+    path = f"/objects/local/{key}"
+    original = os.urandom(SIZE)
+    stack.boto3.put_object(Bucket="local", Key=key, Body=original, ContentType="application/octet-stream")
+    current = original
+    if with_stale:
+        assert fetch(stack, "GET", path).body == original
+        time.sleep(TTL + 0.3)
+        current = os.urandom(SIZE)
+        stack.boto3.put_object(Bucket="local", Key=key, Body=current, ContentType="application/octet-stream")
+    rule = backend.add_rule(method="GET", path=f"/local/{key}", stall_body=CUT)
+    replies: dict[str, Received] = {}
+    leader = threading.Thread(target=lambda: replies.update(leader=fetch(stack, "GET", path)))
+    leader.start()
+    deadline = time.monotonic() + 5
+    while rule.matched < 1:
+        assert time.monotonic() < deadline, "the leader's fetch never reached S3"
+        time.sleep(0.01)
+    time.sleep(0.2)   # the leader is streaming; S3 is stalling
+    replies["follower"] = fetch(stack, "GET", path)
+    leader.join(timeout=CLIENT_TIMEOUT + 5)
+    assert_broken_off(replies["leader"], 200, "stall-mid-body")
+    follower = replies["follower"]
+    if with_stale:
+        assert follower.complete and follower.status == 200 and follower.body == original, follower
+        assert_reported(follower, "STALE")
+    else:
+        assert_error(follower, 504, "gateway_timeout")
+    assert rule.matched == 1, "the follower joined the leader's fetch"
+    backend.remove_rule(rule)
+    again = fetch(stack, "GET", path)
+    assert again.complete and again.status == 200 and again.body == current
     assert_worker_serves(faulty)
