@@ -10,6 +10,7 @@ import CFastCGI
 public final class FastCGIRequest {
     private var request = FCGX_Request()
     private var outputFailed = false
+    private var aborted = false
     /// Bodies from this size on bypass libfcgi's 8 KiB buffer (`RecordWriter`).
     static let directWriteThreshold = 16 * 1024
 
@@ -46,13 +47,35 @@ public final class FastCGIRequest {
     /// Returns false when the connection ended or broke instead; it is closed then.
     public func readNext() -> Bool {
         outputFailed = false
+        aborted = false
         return FCGX_Accept_r(&request) >= 0
     }
 
     /// Flushes the response and ends the request; the connection stays open if nginx asked to keep it.
+    ///
+    /// Not for an aborted request: that one ends with `closeConnection()`.
     public func finish() {
+        precondition(!aborted, "finishing an aborted request")
         FCGX_Finish_r(&request)
     }
+
+    /// Marks the response as broken: nothing more is written, and the request must end with
+    /// `closeConnection()` instead of `finish()`.
+    ///
+    /// For a response whose head went out but whose body cannot be completed (S3 broke off
+    /// mid-body): finishing normally would send END_REQUEST, and nginx would pass the short
+    /// body on as if it were whole (chunked) or leave its client waiting for the missing bytes
+    /// (Content-Length). A connection that closes before END_REQUEST makes nginx abort the
+    /// client's connection at once (../shared/NOTES.md). The close itself is left to the pool,
+    /// after the handler returns: until then the request's parameters stay readable (for the
+    /// access log), and `FCGX_Free` releases them with the streams, whose buffered output is
+    /// dropped unsent.
+    public func abort() {
+        aborted = true
+    }
+
+    /// Whether `abort()` was called for the current request.
+    public var isAborted: Bool { aborted }
 
     /// Closes the current connection, if any (nginx retries a request it sent on a kept
     /// connection that closes before answering).
@@ -89,7 +112,7 @@ public final class FastCGIRequest {
     ///
     /// Throws once nginx has gone away, so that a long transfer stops instead of writing into the void.
     public func write(_ bytes: UnsafeRawBufferPointer) throws(FastCGIError) {
-        guard !outputFailed else { throw .clientGone }
+        guard !outputFailed, !aborted else { throw .clientGone }
         var offset = 0
         if bytes.count >= Self.directWriteThreshold {
             // libfcgi's buffer goes first, so the records stay in order.
@@ -125,7 +148,7 @@ public final class FastCGIRequest {
 
     /// Pushes buffered output to nginx now (libfcgi otherwise sends in 8 KiB records).
     public func flush() throws(FastCGIError) {
-        guard !outputFailed else { throw .clientGone }
+        guard !outputFailed, !aborted else { throw .clientGone }
         if FCGX_FFlush(request.out) < 0 {
             outputFailed = true
             throw .clientGone

@@ -122,7 +122,15 @@ public final class WorkerPool: Sendable {
             guard request.readNext() else { continue }
             inFlightCount.add(1, ordering: .relaxed)
             handle(request)
-            request.finish()
+            if request.isAborted {
+                // No END_REQUEST: nginx sees the connection close mid-response and breaks
+                // off its client's. libfcgi's state is as after a failed connection: the
+                // streams and parameters are freed, ipcFd is -1, and the next connection is
+                // adopted as usual.
+                request.closeConnection()
+            } else {
+                request.finish()
+            }
             inFlightCount.subtract(1, ordering: .relaxed)
         }
         request.closeConnection()

@@ -13,6 +13,10 @@ public protocol Exchange: AnyObject {
     func write(_ bytes: UnsafeRawBufferPointer) throws
     func write(_ text: String) throws
     func flush() throws
+    /// Breaks the response off: the client must see it incomplete (its connection closed
+    /// before the end of the body), never as a complete response. For errors after the head
+    /// went out; nothing more is written afterwards.
+    func abort()
 }
 
 extension FastCGIRequest: Exchange {}

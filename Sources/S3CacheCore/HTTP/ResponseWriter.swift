@@ -9,6 +9,9 @@ final class ResponseWriter {
     var headSent: Bool { status != 0 }
     /// For object responses: the headers that keep uploaded content from acting as the site.
     var contentSafety: ContentSafety?
+    /// Set once the client has everything the response promised (a bodyless response's head,
+    /// a complete generated response); a streamed body is not known to be complete here.
+    private(set) var isComplete = false
 
     init(exchange: any Exchange, isHead: Bool) {
         self.exchange = exchange
@@ -52,6 +55,7 @@ final class ResponseWriter {
         }
         head += "\r\n"
         self.status = status
+        isComplete = isHead || status == 204 || status == 304
         try exchange.write(head)
     }
 
@@ -73,6 +77,7 @@ final class ResponseWriter {
             headers: [("Content-Type", contentType), ("Content-Length", String(body.count)), ("Cache-Control", "no-store")]
                 + headers)
         try body.withUnsafeBytes { try sendBody($0) }
+        isComplete = true
     }
 
     func sendError(_ error: HTTPError) throws {
