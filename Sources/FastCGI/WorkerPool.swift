@@ -104,8 +104,10 @@ public final class WorkerPool: Sendable {
         let request = FastCGIRequest()
         let handle = makeHandler()
         while !isDraining {
+            // A wait ends early on any signal (the drain's wake signal, but also SIGCONT after a
+            // stop, a debugger, a stray SIGUSR2): only the drain, checked by the loop, ends the thread.
             if request.connection < 0 {
-                guard case .ready = waiter.waitForConnection(), !isDraining else { break }
+                guard case .ready = waiter.waitForConnection() else { continue }
                 do {
                     guard let fd = try waiter.acceptConnection() else { continue }
                     request.adopt(connection: fd)
@@ -116,7 +118,7 @@ public final class WorkerPool: Sendable {
                     continue
                 }
             } else {
-                guard case .ready = waiter.waitForData(on: request.connection) else { break }
+                guard case .ready = waiter.waitForData(on: request.connection) else { continue }
             }
             // Also false when nginx closed the kept connection: libfcgi closed our end too.
             guard request.readNext() else { continue }

@@ -198,3 +198,35 @@ def test_slow_uploads_leave_misses_and_hits_working(upload_bound):
     finally:
         for upload in uploads:
             upload.close()
+
+
+def worker_threads(stack) -> int:
+    for line in open(f"/proc/{stack.worker_pid}/status"):
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads: line")
+
+
+def test_stop_continue_and_stray_signals_leave_every_thread_serving(upload_bound):
+    """SIGSTOP/SIGCONT (a debugger, a container freeze) and a stray SIGUSR2 (the pool's own wake
+    signal) interrupt the threads' waits with EINTR: that must never end a thread."""
+    import signal
+    stack = upload_bound.stack
+    key = f"{unique('signals')}.bin"
+    stack.boto3.put_object(Bucket="public", Key=key, Body=b"still here")
+    assert get(stack, "public", key).status == 200
+    before = worker_threads(stack)
+    for _ in range(3):
+        os.kill(stack.worker_pid, signal.SIGSTOP)
+        time.sleep(0.2)
+        os.kill(stack.worker_pid, signal.SIGCONT)
+        time.sleep(0.2)
+        os.kill(stack.worker_pid, signal.SIGUSR2)
+        time.sleep(0.2)
+    assert stack.worker_alive()
+    time.sleep(0.5)
+    assert worker_threads(stack) == before, "worker threads ended on EINTR"
+    # Every thread still takes work: more concurrent clients than threads, all answered.
+    replies = concurrent_gets(stack, "public", key, 48)
+    assert [reply.status for reply in replies] == [200] * 48
+    assert worker_threads(stack) == before

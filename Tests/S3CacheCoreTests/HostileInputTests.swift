@@ -96,17 +96,17 @@ import Testing
     }
 }
 
-@Suite struct FillBudgetTests {
+@Suite struct BoundedCounterTests {
     @Test func reservationsNeverExceedTheLimit() {
         let budget = FillBudget(limit: 100)
-        #expect(budget.tryReserve(60))
-        #expect(!budget.tryReserve(41))
-        #expect(budget.tryReserve(40))
-        #expect(!budget.tryReserve(1))
+        #expect(budget.tryAcquire(60))
+        #expect(!budget.tryAcquire(41))
+        #expect(budget.tryAcquire(40))
+        #expect(!budget.tryAcquire(1))
         budget.release(60)
         #expect(budget.current == 40)
-        #expect(!budget.tryReserve(-1))
-        #expect(!budget.tryReserve(Int.max))
+        #expect(!budget.tryAcquire(-1))
+        #expect(!budget.tryAcquire(Int.max))
     }
 
     @Test func theDefaultHoldsAtLeastTheLargestObject() throws {

@@ -60,7 +60,7 @@ final class CacheFill {
         let length = head.header("Content-Length").flatMap(Int.init)
         // Compressible bodies are held twice for a moment: the copy and its gzip form.
         let cost = length.map { ContentCoding.isCompressible(head.header("Content-Type") ?? "") ? 2 * $0 : $0 }
-        if let length, let cost, length >= 0, length <= maxObjectSize, budget.tryReserve(cost) {
+        if let length, let cost, length >= 0, length <= maxObjectSize, budget.tryAcquire(cost) {
             reserved = cost
             expectedLength = length
             copy = []

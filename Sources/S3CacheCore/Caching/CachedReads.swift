@@ -31,7 +31,7 @@ final class CachedReads {
             return try bypass(address, stale: cache.staleRecord(key), request: request, response: response, detail: "range")
         }
         for _ in 0..<3 {
-            switch cache.access(key, reserveFetch: gate.tryAcquire) {
+            switch cache.access(key, reserveFetch: { gate.tryAcquire() }) {
             case let .hit(record):
                 return try hit(record, request: request, response: response)
             case let .leader(flight, stale):
