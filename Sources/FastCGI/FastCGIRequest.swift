@@ -3,12 +3,15 @@ import Glibc
 #endif
 import CFastCGI
 
-/// The streams of one FastCGI connection slot: one per worker thread, reused for every request it accepts.
+/// The streams of one FastCGI request slot: one per worker thread, reused for every request it
+/// serves, on whichever connection the request arrived.
 ///
 /// `FCGX_Request` is a C struct with raw pointers; it is owned here, never shared between
 /// threads, and freed in `deinit`.
 public final class FastCGIRequest {
-    private var request = FCGX_Request()
+    /// libfcgi keeps pointers to the request (its streams point back to it), so it lives at one
+    /// address for the slot's whole life: allocated here, never moved, freed in `deinit`.
+    private let request: UnsafeMutablePointer<FCGX_Request>
     private var outputFailed = false
     private var aborted = false
     /// Bodies from this size on bypass libfcgi's 8 KiB buffer (`RecordWriter`).
@@ -20,26 +23,41 @@ public final class FastCGIRequest {
     /// stop accepting on shutdown. When a kept connection fails, `FCGX_Accept_r` then returns
     /// an error instead of blocking in its own `accept()`.
     public init() {
-        FCGX_InitRequest(&request, -1, 0)
+        request = .allocate(capacity: 1)
+        request.initialize(to: FCGX_Request())
+        FCGX_InitRequest(request, -1, 0)
     }
 
     deinit {
-        FCGX_Free(&request, 1)
+        FCGX_Free(request, 1)
+        request.deinitialize(count: 1)
+        request.deallocate()
     }
 
     /// The connection requests are read from, or -1 when none is open.
     ///
     /// `ipcFd` and `keepConnection` are below libfcgi's "don't use" line in `fcgiapp.h`; the
     /// pool needs both to own accepting, and they have kept their meaning since libfcgi 2.4.0.
-    public var connection: Int32 { request.ipcFd }
+    public var connection: Int32 { request.pointee.ipcFd }
 
-    /// Makes `fd`, a freshly accepted connection, the one the next request is read from.
+    /// Makes `fd`, a connection with a request waiting (new, or parked between requests), the
+    /// one the next request is read from.
     public func adopt(connection fd: Int32) {
-        precondition(request.ipcFd < 0, "adopting a connection while another is open")
-        request.ipcFd = fd
+        precondition(request.pointee.ipcFd < 0, "adopting a connection while another is open")
+        request.pointee.ipcFd = fd
         // FCGX_Accept_r first finishes the previous request and closes its connection unless it
         // was kept; the new connection must survive that.
-        request.keepConnection = 1
+        request.pointee.keepConnection = 1
+    }
+
+    /// Gives up the current connection without closing it, once its request is finished and
+    /// nginx keeps it: the pool parks it until its next request, which any thread may serve.
+    /// Returns the connection, or nil when there is none (nginx did not keep it).
+    public func detach() -> Int32? {
+        let fd = request.pointee.ipcFd
+        guard fd >= 0 else { return nil }
+        request.pointee.ipcFd = -1
+        return fd
     }
 
     /// Reads the next request on the current connection (blocking until its parameters arrived).
@@ -48,7 +66,7 @@ public final class FastCGIRequest {
     public func readNext() -> Bool {
         outputFailed = false
         aborted = false
-        return FCGX_Accept_r(&request) >= 0
+        return FCGX_Accept_r(request) >= 0
     }
 
     /// Flushes the response and ends the request; the connection stays open if nginx asked to keep it.
@@ -56,7 +74,7 @@ public final class FastCGIRequest {
     /// Not for an aborted request: that one ends with `closeConnection()`.
     public func finish() {
         precondition(!aborted, "finishing an aborted request")
-        FCGX_Finish_r(&request)
+        FCGX_Finish_r(request)
     }
 
     /// Marks the response as broken: nothing more is written, and the request must end with
@@ -80,28 +98,28 @@ public final class FastCGIRequest {
     /// Closes the current connection, if any (nginx retries a request it sent on a kept
     /// connection that closes before answering).
     public func closeConnection() {
-        FCGX_Free(&request, 1)
+        FCGX_Free(request, 1)
     }
 
     /// A FastCGI parameter (`REQUEST_METHOD`, `HTTP_RANGE`, …) of the current request.
     ///
     /// Bytes that are not valid UTF-8 come back as `%XX` (see `ParameterText`).
     public func param(_ name: String) -> String? {
-        guard let value = FCGX_GetParam(name, request.envp) else { return nil }
+        guard let value = FCGX_GetParam(name, request.pointee.envp) else { return nil }
         let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self), count: strlen(value))
         return ParameterText.decode(bytes)
     }
 
     /// A FastCGI parameter's bytes as nginx sent them (up to the first NUL).
     public func rawParam(_ name: String) -> [UInt8]? {
-        guard let value = FCGX_GetParam(name, request.envp) else { return nil }
+        guard let value = FCGX_GetParam(name, request.pointee.envp) else { return nil }
         return Array(UnsafeBufferPointer(start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self), count: strlen(value)))
     }
 
     /// Reads up to `buffer.count` bytes of the request body; 0 means the body ended (or the client went away).
     public func readBody(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
-        let count = FCGX_GetStr(base.assumingMemoryBound(to: CChar.self), Int32(clamping: buffer.count), request.in)
+        let count = FCGX_GetStr(base.assumingMemoryBound(to: CChar.self), Int32(clamping: buffer.count), request.pointee.in)
         return max(0, Int(count))
     }
 
@@ -120,7 +138,7 @@ public final class FastCGIRequest {
             try flush()
             do {
                 try RecordWriter.writeStandardOutput(
-                    UnsafeRawBufferPointer(rebasing: bytes[..<offset]), requestID: request.requestId, to: request.ipcFd)
+                    UnsafeRawBufferPointer(rebasing: bytes[..<offset]), requestID: request.pointee.requestId, to: request.pointee.ipcFd)
             } catch {
                 outputFailed = true
                 throw .clientGone
@@ -129,7 +147,7 @@ public final class FastCGIRequest {
         while offset < bytes.count {
             let chunk = Int32(clamping: bytes.count - offset)
             let written = FCGX_PutStr(
-                bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: CChar.self), chunk, request.out)
+                bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: CChar.self), chunk, request.pointee.out)
             if written < 0 {
                 outputFailed = true
                 throw .clientGone
@@ -149,7 +167,7 @@ public final class FastCGIRequest {
     /// Pushes buffered output to nginx now (libfcgi otherwise sends in 8 KiB records).
     public func flush() throws(FastCGIError) {
         guard !outputFailed, !aborted else { throw .clientGone }
-        if FCGX_FFlush(request.out) < 0 {
+        if FCGX_FFlush(request.pointee.out) < 0 {
             outputFailed = true
             throw .clientGone
         }

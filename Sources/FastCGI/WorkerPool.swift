@@ -4,14 +4,17 @@ import Glibc
 import CFastCGI
 import Synchronization
 
-/// A fixed pool of threads, each taking connections from the same listen socket and serving
-/// one request at a time, start to finish.
+/// A fixed pool of threads that serve requests, one at a time each, start to finish, on
+/// whichever connection they arrive.
 ///
-/// There is no accept mutex: the kernel hands each connection to one waiting thread
-/// (`EPOLLEXCLUSIVE`), and with nginx's kept connections a mutex halved throughput
-/// (../shared/NOTES.md). The pool accepts connections itself rather than inside
-/// `FCGX_Accept_r`, so that it can stop accepting when asked to drain, while connections keep
-/// queueing on the socket for the next process (systemd holds it across a restart).
+/// Threads follow requests, not connections: between two requests a kept connection waits in
+/// the `ConnectionPark` with the listen socket, and the next free thread takes whichever has
+/// work. An idle kept connection holds no thread, so no connection with a request waits while a
+/// thread is idle, however many connections nginx keeps open. There is no accept mutex (with
+/// kept connections one halved throughput, ../shared/NOTES.md). The pool accepts connections
+/// itself rather than inside `FCGX_Accept_r`, so that it can stop accepting when asked to drain,
+/// while connections keep queueing on the socket for the next process (systemd holds it across
+/// a restart).
 public final class WorkerPool: Sendable {
     /// Builds one thread's request handler; called once on each worker thread, so the handler
     /// may own per-thread resources (an S3 connection) that are not `Sendable`.
@@ -28,6 +31,8 @@ public final class WorkerPool: Sendable {
     private let inFlightCount = Atomic(0)
     private let runningCount = Atomic(0)
     private let threads = Mutex<[pthread_t]>([])
+    /// Set by `start`: the connections between requests, and the listen socket.
+    private let park = Mutex<ConnectionPark?>(nil)
 
     /// - Parameter reportError: told about failures that end a thread (it is not replaced).
     public init(
@@ -65,11 +70,16 @@ public final class WorkerPool: Sendable {
         // Threads take connections without blocking in accept(): another may have won the race.
         let flags = fcntl(listen.fd, F_GETFL)
         try systemCall("fcntl(O_NONBLOCK)") { fcntl(listen.fd, F_SETFL, flags | O_NONBLOCK) }
+        let park = try ConnectionPark(listenFD: listen.fd)
+        self.park.withLock { $0 = park }
         runningCount.store(threadCount, ordering: .relaxed)
         for index in 0..<threadCount {
             try spawnThread(name: "worker \(index)") { [self] in
                 threads.withLock { $0.append(pthread_self()) }
-                serve()
+                serve(park)
+                // Off the list before the thread ends: a detached thread's id is not valid once
+                // it has, and `drain` signals every thread on the list under the same lock.
+                threads.withLock { list in list.removeAll { pthread_equal($0, pthread_self()) != 0 } }
                 runningCount.subtract(1, ordering: .relaxed)
             }
         }
@@ -83,59 +93,91 @@ public final class WorkerPool: Sendable {
     /// Returns the number of requests still running when the wait ended (0 on a clean drain).
     public func drain(timeout: Double) -> Int {
         draining.store(true, ordering: .sequentiallyConsistent)
-        for thread in threads.withLock({ $0 }) { pthread_kill(thread, Self.wakeSignal) }
+        // Idle kept connections close at once, while nginx is not using them: it then drops
+        // them from its pool instead of sending a request that no thread would take.
+        let park = park.withLock { $0 }
+        park?.closeAll()
+        threads.withLock { list in
+            for thread in list { pthread_kill(thread, Self.wakeSignal) }
+        }
         let deadline = monotonicSeconds() + timeout
         while running > 0 && monotonicSeconds() < deadline {
             usleep(5_000)
         }
+        if running == 0 { park?.closeAll() }
         return inFlight
     }
 
     private var isDraining: Bool { draining.load(ordering: .sequentiallyConsistent) }
 
-    private func serve() {
-        let waiter: ConnectionWaiter
-        do {
-            waiter = try ConnectionWaiter(listenFD: listen.fd, wakeSignal: Self.wakeSignal)
-        } catch {
-            reportError("worker thread cannot wait for connections: \(error)")
-            return
-        }
+    private func serve(_ park: ConnectionPark) {
         let request = FastCGIRequest()
         let handle = makeHandler()
+        // The thread's signal mask with the wake signal removed: the mask in force while waiting.
+        var waitMask = sigset_t()
+        pthread_sigmask(SIG_BLOCK, nil, &waitMask)
+        sigdelset(&waitMask, Self.wakeSignal)
+        // A wait ends early on any signal (the drain's wake signal, but also SIGCONT after a
+        // stop, a debugger, a stray SIGUSR2): only the drain, checked by the loop, ends the thread.
         while !isDraining {
-            // A wait ends early on any signal (the drain's wake signal, but also SIGCONT after a
-            // stop, a debugger, a stray SIGUSR2): only the drain, checked by the loop, ends the thread.
-            if request.connection < 0 {
-                guard case .ready = waiter.waitForConnection() else { continue }
+            switch park.wait(mask: &waitMask) {
+            case .interrupted:
+                continue
+            case .newConnection:
+                let fd: Int32
                 do {
-                    guard let fd = try waiter.acceptConnection() else { continue }
-                    request.adopt(connection: fd)
+                    guard let accepted = try park.acceptConnection() else { continue }
+                    fd = accepted
                 } catch {
                     // Out of file descriptors, most likely: back off instead of spinning.
                     reportError("\(error)")
                     usleep(50_000)
                     continue
                 }
-            } else {
-                guard case .ready = waiter.waitForData(on: request.connection) else { continue }
+                // nginx connects to send a request: the accepting thread serves it. Parked
+                // instead, it could still be unread when a drain closes idle connections.
+                serve(fd, with: request, handle: handle, park: park)
+            case let .request(fd):
+                serve(fd, with: request, handle: handle, park: park)
             }
-            // Also false when nginx closed the kept connection: libfcgi closed our end too.
-            guard request.readNext() else { continue }
-            inFlightCount.add(1, ordering: .relaxed)
-            handle(request)
-            if request.isAborted {
-                // No END_REQUEST: nginx sees the connection close mid-response and breaks
-                // off its client's. libfcgi's state is as after a failed connection: the
-                // streams and parameters are freed, ipcFd is -1, and the next connection is
-                // adopted as usual.
-                request.closeConnection()
-            } else {
-                request.finish()
-            }
-            inFlightCount.subtract(1, ordering: .relaxed)
         }
-        request.closeConnection()
+    }
+
+    /// Serves the request waiting on `fd`, then parks the connection if nginx keeps it.
+    private func serve(_ fd: Int32, with request: FastCGIRequest, handle: (FastCGIRequest) -> Void, park: ConnectionPark) {
+        request.adopt(connection: fd)
+        serveOne(request, handle: handle)
+        guard let kept = request.detach() else { return }
+        if isDraining {
+            close(kept)
+            return
+        }
+        do {
+            try park.park(kept)
+        } catch {
+            reportError("\(error)")
+            close(kept)
+        }
+    }
+
+    /// Reads and answers one request on the connection `request` holds. Afterwards the
+    /// connection is closed (nginx closed it, did not keep it, or the response was broken off)
+    /// or still held, to be parked.
+    private func serveOne(_ request: FastCGIRequest, handle: (FastCGIRequest) -> Void) {
+        // Also false when nginx closed the kept connection: libfcgi closed our end too.
+        guard request.readNext() else { return }
+        inFlightCount.add(1, ordering: .relaxed)
+        defer { inFlightCount.subtract(1, ordering: .relaxed) }
+        handle(request)
+        if request.isAborted {
+            // No END_REQUEST: nginx sees the connection close mid-response and breaks
+            // off its client's. libfcgi's state is as after a failed connection: the
+            // streams and parameters are freed, ipcFd is -1, and the next connection is
+            // adopted as usual.
+            request.closeConnection()
+        } else {
+            request.finish()
+        }
     }
 }
 

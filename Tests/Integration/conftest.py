@@ -49,15 +49,12 @@ def shipped_keepalive() -> int:
 
 
 def tight_thread_count() -> int:
-    """FCGI_THREADS for the shared stack: just above what nginx can tie up.
+    """FCGI_THREADS for the shared stack: a few more than nginx keeps idle connections.
 
-    Each nginx worker process keeps up to ``keepalive`` idle connections to the worker, and a
-    worker thread stays blocked on its connection while nginx keeps it idle (libfcgi reads the
-    next request on it). With FCGI_THREADS <= keepalive x worker_processes every thread can be
-    parked on an idle kept connection, and new connections wait in the listen queue until nginx
-    drops an idle one (keepalive_timeout) or the request times out with 504. A few threads
-    above that product is the smallest pool that must never stall, so the whole suite (and the
-    200-client burst in test_concurrency.py) runs at the edge of the rule.
+    Each nginx worker process keeps up to ``keepalive`` idle connections to the worker. Until the
+    worker parked idle kept connections (ConnectionPark), each held a thread, and a pool no larger
+    than keepalive x worker_processes could stall; the shared stack still runs at that edge, and
+    test_load.py runs a pool far below it.
     """
     return shipped_keepalive() * NGINX_WORKERS + 8
 

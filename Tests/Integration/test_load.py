@@ -230,3 +230,51 @@ def test_stop_continue_and_stray_signals_leave_every_thread_serving(upload_bound
     replies = concurrent_gets(stack, "public", key, 48)
     assert [reply.status for reply in replies] == [200] * 48
     assert worker_threads(stack) == before
+
+
+@pytest.fixture(scope="module")
+def four_threads():
+    """Four worker threads behind nginx's shipped keepalive (16 idle connections per nginx
+    worker): far more kept connections than threads."""
+    c = start_cache_stack(threads=4)
+    yield c
+    c.stop()
+
+
+def test_idle_kept_connections_hold_no_thread(four_threads):
+    """64 clients on keep-alive connections, ten requests each, against four threads: every
+    request is answered, none waits for nginx to drop an idle connection (keepalive_timeout)."""
+    import http.client
+    stack = four_threads.stack
+    key = f"{unique('kept')}.bin"
+    stack.boto3.put_object(Bucket="public", Key=key, Body=b"k" * 1024)
+    assert get(stack, "public", key).status == 200
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(64)
+
+    def client(_):
+        connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=60)
+        barrier.wait()
+        for _ in range(10):
+            started = time.monotonic()
+            try:
+                connection.request("GET", f"/objects/public/{key}")
+                response = connection.getresponse()
+                body = response.read()
+                ok = response.status == 200 and body == b"k" * 1024
+            except OSError as error:
+                ok, body = False, repr(error).encode()
+            with lock:
+                latencies.append(time.monotonic() - started)
+                if not ok:
+                    failures.append(body[:100].decode(errors="replace"))
+            time.sleep(0.05)    # the connection idles between requests, as a browser's does
+        connection.close()
+
+    with ThreadPoolExecutor(64) as pool:
+        list(pool.map(client, range(64)))
+    assert not failures, failures[:5]
+    assert len(latencies) == 640
+    assert max(latencies) < 5, f"a request waited {max(latencies):.1f} s for a thread"

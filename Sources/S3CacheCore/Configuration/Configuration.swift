@@ -57,8 +57,8 @@ public struct Configuration: Sendable, Equatable {
     public var listen: ListenAddress
     /// Listen backlog for a socket we open ourselves (`FCGI_BACKLOG`, default 1024).
     public var backlog: Int32
-    /// Worker threads (`FCGI_THREADS`, default max(64, 16 × CPUs + 32)); must exceed nginx's
-    /// `keepalive` × `worker_processes` so kept connections never tie up every thread.
+    /// Worker threads (`FCGI_THREADS`, default max(64, 16 × CPUs + 32)): requests served at
+    /// once. A kept connection between requests holds none.
     public var threads: Int
     /// Least severe level written (`LOG_LEVEL`: trace, debug, info, notice, warning, error, critical; default info).
     public var logLevel: Logger.Level
