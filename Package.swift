@@ -51,9 +51,8 @@ let package = Package(
         .executableTarget(name: "cachesim", dependencies: ["ObjectCache"], path: "bench/cachesim", swiftSettings: swiftSettings),
 
         // libFuzzer targets (fuzz/README.md): `fuzz/run` builds them with --sanitize=fuzzer,address
-        // and -D FUZZING; a plain build links them as replayers of corpus files, without libFuzzer.
-        .systemLibrary(name: "CLibFuzzer", path: "fuzz/CLibFuzzer"),
-        .target(name: "FuzzSupport", dependencies: ["CLibFuzzer"], path: "fuzz/Support", swiftSettings: swiftSettings),
+        // and -D FUZZING (libFuzzer's main); a plain build links them as replayers of corpus files.
+        .target(name: "FuzzSupport", path: "fuzz/Support", swiftSettings: swiftSettings),
         fuzzTarget("route", testing: "S3CacheCore"),
         fuzzTarget("read-request", testing: "S3CacheCore"),
         fuzzTarget("http-date", testing: "S3CacheCore"),

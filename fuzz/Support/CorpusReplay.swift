@@ -1,38 +1,21 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-#if FUZZING
-import CLibFuzzer
-#endif
 
-/// The `main` of every fuzz target: one function from bytes to nothing that traps when an
-/// invariant breaks.
+/// The `main` of every fuzz target built without libFuzzer (a plain `swift build`): each
+/// argument is a file or a directory of files, each file one input, given to the target's
+/// entry point. `swift run fuzz-route fuzz/corpus/route` re-runs the checked-in corpus, or a
+/// crash file libFuzzer wrote, without the fuzzing build.
 ///
-/// Built by `fuzz/run` (`-D FUZZING`, `--sanitize=fuzzer,address`) it hands the function to
-/// libFuzzer's driver with the command line, so libFuzzer's flags and corpus directories work
-/// as usual. Built by a plain `swift build` it is a replayer: each argument is a file or a
-/// directory of files, each file one input — `swift run fuzz-route fuzz/corpus/route`
-/// re-runs the checked-in corpus (and any crash file libFuzzer wrote) without libFuzzer.
-public enum FuzzMain {
-    public static func run(_ body: @escaping (UnsafeRawBufferPointer) -> Void) -> Never {
-        target = body
-        #if FUZZING
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-            FuzzMain.target?(UnsafeRawBufferPointer(start: data, count: size))
-            return 0
-        })
-        #else
-        exit(replay(Array(CommandLine.arguments.dropFirst())))
-        #endif
+/// Built by `fuzz/run` (`-D FUZZING`, `--sanitize=fuzzer,address`) the targets instead
+/// define `LLVMFuzzerTestOneInput` and libFuzzer's own `main` drives them.
+public enum CorpusReplay {
+    public static func run(_ body: (UnsafeRawBufferPointer) -> Void) -> Never {
+        exit(replay(Array(CommandLine.arguments.dropFirst()), body))
     }
 
-    /// Set once, before the driver or the replayer starts, and only read after that.
-    nonisolated(unsafe) static var target: ((UnsafeRawBufferPointer) -> Void)?
-
-    /// Runs every file named (directories: every regular file in them, not recursively).
-    static func replay(_ paths: [String]) -> Int32 {
+    /// Runs every file named (directories: every file in them, not recursively).
+    static func replay(_ paths: [String], _ body: (UnsafeRawBufferPointer) -> Void) -> Int32 {
         guard !paths.isEmpty else {
             printError("usage: \(CommandLine.arguments[0]) FILE_OR_DIRECTORY...")
             return 2
@@ -44,7 +27,7 @@ public enum FuzzMain {
                     printError("cannot read \(file)")
                     return 1
                 }
-                bytes.withUnsafeBytes { target?($0) }
+                bytes.withUnsafeBytes { body($0) }
                 count += 1
             }
         }
