@@ -9,12 +9,15 @@ import Glibc
 /// `package` access: the parsers stay internal to the module, the fuzz targets in this
 /// package can reach them, nothing outside it can.
 package enum CoreFuzzing {
-    /// `Route.parse` with percent decoding: an object address is valid, and encoded again it
-    /// routes to itself (decoded exactly once).
+    /// `Route.parse` with percent decoding: the query does not matter, an object address is
+    /// valid, and encoded again it routes to itself (decoded exactly once).
     package static func route(_ data: UnsafeRawBufferPointer) {
         let uri = String(decoding: data, as: UTF8.self)
         let route = Route.parse(requestURI: uri)
         let path = uri.utf8.split(separator: UInt8(ascii: "?"), maxSplits: 1, omittingEmptySubsequences: false).first ?? []
+        // The query never changes the route: it starts at the first `?` byte.
+        let withoutQuery = Route.parse(requestURI: String(decoding: path, as: UTF8.self))
+        fuzzCheck(withoutQuery == route, "\(uri.debugDescription) routes to \(route), its path alone to \(withoutQuery)")
         switch route {
         case let .object(address):
             fuzzCheck(BucketName.isValid(address.bucket), "invalid bucket accepted: \(address.bucket.debugDescription)")
