@@ -38,6 +38,14 @@ import Testing
         #expect(Route.parse(requestURI: "/objects/\u{301}b/x") == .invalidObject(reason: "invalid bucket name"))
     }
 
+    /// Noticed while writing fuzz-configuration, which now checks it: "\r\n" is one Character,
+    /// so splitting the file on "\n" left a CRLF file as one line, every later assignment
+    /// inside the first value (a secret could end up in S3_REGION, which is logged).
+    @Test func configurationFileWithCRLFLineEnds() throws {
+        let values = try ConfigurationFile.parse("# settings\r\nS3_REGION=eu-west-1\r\nS3_SECRET_KEY='s'\r\n\r\nCACHE_TTL=60", path: "x")
+        #expect(values == ["S3_REGION": "eu-west-1", "S3_SECRET_KEY": "s", "CACHE_TTL": "60"])
+    }
+
     @Test(arguments: ["route", "read-request", "http-date", "configuration", "fastcgi-params"])
     func seedCorpusReplays(target: String) throws {
         let entry: (UnsafeRawBufferPointer) -> Void = switch target {

@@ -143,6 +143,12 @@ package enum CoreFuzzing {
             fuzzCheck(error.variable == "--config", "file error names \(error.variable)")
             return
         }
+        // The same file saved with CRLF line ends holds the same settings.
+        if !text.unicodeScalars.contains("\r") {
+            let crlf = (try? ConfigurationFile.parse(text.split(separator: "\n", omittingEmptySubsequences: false)
+                .joined(separator: "\r\n"), path: "fuzz.conf"))
+            fuzzCheck(crlf == values, "with CRLF line ends \(text.debugDescription) reads as \(String(describing: crlf))")
+        }
         do {
             let configuration = try Configuration.load(from: values)
             fuzzCheck(configuration.maxObjectSize <= configuration.maxCacheSize / 2, "object size above half the cache")
