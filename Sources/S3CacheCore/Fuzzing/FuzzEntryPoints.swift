@@ -120,8 +120,11 @@ package enum CoreFuzzing {
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        // An IMF-fixdate's year has four digits.
         let year = Int64(fields.tm_year) + 1900
-        let formatted = "\(days[Int(fields.tm_wday)]), \(two(fields.tm_mday)) \(months[Int(fields.tm_mon)]) \(year) "
+        guard (0...9999).contains(year) else { return }
+        let fourDigitYear = String(repeating: "0", count: 4 - String(year).count) + String(year)
+        let formatted = "\(days[Int(fields.tm_wday)]), \(two(fields.tm_mday)) \(months[Int(fields.tm_mon)]) \(fourDigitYear) "
             + "\(two(fields.tm_hour)):\(two(fields.tm_min)):\(two(fields.tm_sec)) GMT"
         fuzzCheck(HTTPDate.parse(formatted) == seconds, "\(text.debugDescription) parsed to \(seconds), formatted \(formatted) does not")
     }
