@@ -1,5 +1,6 @@
 # s3cache: build, run locally, test, install.
 #
+#   make build      install the build libraries, build .build/release/s3cache
 #   make run        install what is needed, build, start moto + worker + nginx on 127.0.0.1:8080
 #   make test       install what is needed, build, run every test (unit and integration)
 #   make install    binary, systemd units, nginx snippets into their usual places
@@ -8,7 +9,12 @@
 
 SHELL := /bin/sh
 SWIFT ?= swift
-PYTHON ?= python3
+# The Python tools (moto, pytest, boto3) live in the tree's virtual environment, which
+# scripts/install-deps makes from Debian's python3 (python3-venv): never the system Python.
+VENV ?= $(CURDIR)/.venv
+PYTHON ?= $(VENV)/bin/python
+# moto's S3 server, for the Swift tests of the S3 client and the integration tests.
+MOTO_SERVER ?= $(VENV)/bin/moto_server
 PORT ?= 8080
 
 PREFIX ?= /usr/local
@@ -38,27 +44,32 @@ DEB_BINARY := $(DEB_SCRATCH)/release/s3cache
 DEB := dist/s3cache_$(DEB_VERSION)_$(DEB_ARCH).deb
 DEB_FILES := $(wildcard systemd/* nginx/* packaging/* packaging/debian/*)
 
-.PHONY: all deps build run test unit-test integration-test install uninstall deb clean
+.PHONY: all deps build-deps build run test unit-test integration-test install uninstall deb clean
 
 all: build
 
+# Everything the stack and the tests need, the virtual environment included.
 deps:
-	./scripts/install-deps
+	VENV=$(VENV) ./scripts/install-deps all
 
-build: deps
+# Only what building needs: the C libraries the worker links.
+build-deps:
+	./scripts/install-deps build
+
+build: build-deps
 	$(SWIFT) build -c release --product s3cache
 
-run: build
-	$(PYTHON) scripts/stack.py run --port $(PORT)
+run: deps build
+	MOTO_SERVER=$(MOTO_SERVER) $(PYTHON) scripts/stack.py run --port $(PORT)
 
-test: build
+test: deps build
 	$(MAKE) --no-print-directory unit-test integration-test
 
 unit-test:
-	$(SWIFT) test
+	MOTO_SERVER=$(MOTO_SERVER) $(SWIFT) test
 
 integration-test:
-	S3CACHE_BIN=$(CURDIR)/$(BINARY) $(PYTHON) -m pytest -ra $(PYTEST_ARGS) Tests/Integration
+	S3CACHE_BIN=$(CURDIR)/$(BINARY) MOTO_SERVER=$(MOTO_SERVER) $(PYTHON) -m pytest -ra $(PYTEST_ARGS) Tests/Integration
 
 install: $(BINARY)
 	install -D -m 0755 $(BINARY) $(DESTDIR)$(BINDIR)/s3cache

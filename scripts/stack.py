@@ -3,7 +3,7 @@
 
 One module for two users, so the stack is described in one place:
 
-* ``python3 scripts/stack.py run [--port 8080]`` (what ``make run`` calls) starts everything in
+* ``.venv/bin/python scripts/stack.py run [--port 8080]`` (what ``make run`` calls) starts everything in
   the foreground with a few demo objects, prints URLs and curl examples, tails the worker's
   log, and stops everything on Ctrl-C or SIGTERM.
 * the integration tests (``Tests/Integration/conftest.py``) build ``Stack`` objects with the
@@ -320,7 +320,7 @@ class Stack:
 
     def _start_moto(self) -> None:
         self.moto_log = self.logs / "moto.log"
-        self.moto = _Process("moto_server", [_which("moto_server"), "-H", "127.0.0.1", "-p", str(self.moto_port)],
+        self.moto = _Process("moto_server", [moto_server(), "-H", "127.0.0.1", "-p", str(self.moto_port)],
                              env=None, stdout=self.logs / "moto.out", stderr=self.moto_log)
 
         def answers() -> bool:
@@ -658,6 +658,22 @@ http {{
         if self.worker is not None:
             lines.append(f"worker: pid {self.worker_pid}, socket {self.socket_path}, log {self.worker_log_path()}")
         return "\n".join(lines)
+
+
+def moto_server() -> str:
+    """moto's S3 server: ``$MOTO_SERVER`` if set, else the one installed beside the running
+    Python (``.venv/bin/`` when run with the tree's virtual environment, as ``make`` does), else
+    the first on ``PATH``."""
+    if os.environ.get("MOTO_SERVER"):
+        return os.environ["MOTO_SERVER"]
+    beside = Path(sys.executable).parent / "moto_server"   # not resolved: a venv's python is a symlink
+    if os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("moto_server")
+    if not found:
+        raise StackError(f"moto_server not found beside {sys.executable} nor on PATH: run scripts/install-deps "
+                         "and use the tree's virtual environment (.venv/bin/python)")
+    return found
 
 
 def _which(program: str) -> str:

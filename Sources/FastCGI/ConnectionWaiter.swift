@@ -18,7 +18,7 @@ final class ConnectionWaiter {
 
     enum Outcome {
         case ready
-        /// The wake signal arrived (the pool is draining).
+        /// A signal arrived: the pool's wake signal when it drains, or any other that interrupted the wait.
         case woken
     }
 

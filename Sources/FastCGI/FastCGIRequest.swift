@@ -10,10 +10,9 @@ import CFastCGI
 public final class FastCGIRequest {
     private var request = FCGX_Request()
     private var outputFailed = false
+    private var aborted = false
     /// Bodies from this size on bypass libfcgi's 8 KiB buffer (`RecordWriter`).
     static let directWriteThreshold = 16 * 1024
-    /// Bytes of such a body left in libfcgi's buffer until the next write or the end of the request.
-    static let bufferedTail = 1024
 
     /// Prepares a request slot for connections handed to it with `adopt(connection:)`.
     ///
@@ -48,13 +47,35 @@ public final class FastCGIRequest {
     /// Returns false when the connection ended or broke instead; it is closed then.
     public func readNext() -> Bool {
         outputFailed = false
+        aborted = false
         return FCGX_Accept_r(&request) >= 0
     }
 
     /// Flushes the response and ends the request; the connection stays open if nginx asked to keep it.
+    ///
+    /// Not for an aborted request: that one ends with `closeConnection()`.
     public func finish() {
+        precondition(!aborted, "finishing an aborted request")
         FCGX_Finish_r(&request)
     }
+
+    /// Marks the response as broken: nothing more is written, and the request must end with
+    /// `closeConnection()` instead of `finish()`.
+    ///
+    /// For a response whose head went out but whose body cannot be completed (S3 broke off
+    /// mid-body): finishing normally would send END_REQUEST, and nginx would pass the short
+    /// body on as if it were whole (chunked) or leave its client waiting for the missing bytes
+    /// (Content-Length). A connection that closes before END_REQUEST makes nginx abort the
+    /// client's connection at once (../shared/NOTES.md). The close itself is left to the pool,
+    /// after the handler returns: until then the request's parameters stay readable (for the
+    /// access log), and `FCGX_Free` releases them with the streams, whose buffered output is
+    /// dropped unsent.
+    public func abort() {
+        aborted = true
+    }
+
+    /// Whether `abort()` was called for the current request.
+    public var isAborted: Bool { aborted }
 
     /// Closes the current connection, if any (nginx retries a request it sent on a kept
     /// connection that closes before answering).
@@ -71,6 +92,12 @@ public final class FastCGIRequest {
         return ParameterText.decode(bytes)
     }
 
+    /// A FastCGI parameter's bytes as nginx sent them (up to the first NUL).
+    public func rawParam(_ name: String) -> [UInt8]? {
+        guard let value = FCGX_GetParam(name, request.envp) else { return nil }
+        return Array(UnsafeBufferPointer(start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self), count: strlen(value)))
+    }
+
     /// Reads up to `buffer.count` bytes of the request body; 0 means the body ended (or the client went away).
     public func readBody(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
@@ -85,14 +112,11 @@ public final class FastCGIRequest {
     ///
     /// Throws once nginx has gone away, so that a long transfer stops instead of writing into the void.
     public func write(_ bytes: UnsafeRawBufferPointer) throws(FastCGIError) {
-        guard !outputFailed else { throw .clientGone }
+        guard !outputFailed, !aborted else { throw .clientGone }
         var offset = 0
         if bytes.count >= Self.directWriteThreshold {
-            // libfcgi's buffer goes first, so the records stay in order. The last bytes stay
-            // behind in libfcgi's buffer, which is written when the request finishes: nginx
-            // (and its client) cannot see a response complete before the handler is done with
-            // it, for example before a cache fill has stored the object a client may ask again.
-            offset = bytes.count - Self.bufferedTail
+            // libfcgi's buffer goes first, so the records stay in order.
+            offset = bytes.count
             try flush()
             do {
                 try RecordWriter.writeStandardOutput(
@@ -124,7 +148,7 @@ public final class FastCGIRequest {
 
     /// Pushes buffered output to nginx now (libfcgi otherwise sends in 8 KiB records).
     public func flush() throws(FastCGIError) {
-        guard !outputFailed else { throw .clientGone }
+        guard !outputFailed, !aborted else { throw .clientGone }
         if FCGX_FFlush(request.out) < 0 {
             outputFailed = true
             throw .clientGone

@@ -104,8 +104,10 @@ public final class WorkerPool: Sendable {
         let request = FastCGIRequest()
         let handle = makeHandler()
         while !isDraining {
+            // A wait ends early on any signal (the drain's wake signal, but also SIGCONT after a
+            // stop, a debugger, a stray SIGUSR2): only the drain, checked by the loop, ends the thread.
             if request.connection < 0 {
-                guard case .ready = waiter.waitForConnection(), !isDraining else { break }
+                guard case .ready = waiter.waitForConnection() else { continue }
                 do {
                     guard let fd = try waiter.acceptConnection() else { continue }
                     request.adopt(connection: fd)
@@ -116,13 +118,21 @@ public final class WorkerPool: Sendable {
                     continue
                 }
             } else {
-                guard case .ready = waiter.waitForData(on: request.connection) else { break }
+                guard case .ready = waiter.waitForData(on: request.connection) else { continue }
             }
             // Also false when nginx closed the kept connection: libfcgi closed our end too.
             guard request.readNext() else { continue }
             inFlightCount.add(1, ordering: .relaxed)
             handle(request)
-            request.finish()
+            if request.isAborted {
+                // No END_REQUEST: nginx sees the connection close mid-response and breaks
+                // off its client's. libfcgi's state is as after a failed connection: the
+                // streams and parameters are freed, ipcFd is -1, and the next connection is
+                // adopted as usual.
+                request.closeConnection()
+            } else {
+                request.finish()
+            }
             inFlightCount.subtract(1, ordering: .relaxed)
         }
         request.closeConnection()

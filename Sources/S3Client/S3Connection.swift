@@ -120,10 +120,11 @@ public final class S3Connection {
         }
     }
 
-    /// Deletes an object; S3 answers 204 whether or not it existed.
+    /// Deletes an object; S3 answers 204 whether or not it existed. `headers` are conditions
+    /// (`If-Match`) S3 checks before deleting.
     @discardableResult
-    public func deleteObject(bucket: String, key: String) throws -> S3ResponseHead {
-        try execute(objectRequest("DELETE", bucket: bucket, key: key, headers: [], retryable: true), TransferContext())
+    public func deleteObject(bucket: String, key: String, headers: [(name: String, value: String)] = []) throws -> S3ResponseHead {
+        try execute(objectRequest("DELETE", bucket: bucket, key: key, headers: headers, retryable: true), TransferContext())
     }
 
     /// Whether the bucket exists and our credentials reach it: for readiness checks.

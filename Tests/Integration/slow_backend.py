@@ -8,17 +8,31 @@ broken in the ways a real S3 can be:
 * ``delay_response``: let moto answer at once, then hold its answer (the body read from S3
   is *older* than anything that happens during the hold: the superseded-fetch race);
 * ``trickle``: relay the body in small pieces with pauses (a slow transfer);
-* ``fail_status``: answer with an S3 XML error without asking moto (S3 failing);
-* ``reset``: drop the connection without answering (S3 unreachable).
+* ``fail_status``: answer with an S3 XML error without asking moto (S3 failing); ``fail_code``
+  names the error's ``<Code>`` (default ``InternalError``, ``ServiceUnavailable`` for 503; for
+  example ``SlowDown``), ``malformed_xml`` sends a body that is not XML at all instead;
+* ``reset``: drop the connection without answering (S3 unreachable);
+* ``hang``: read the request and never answer; the connection stays open until the worker
+  closes it (S3 accepting and falling silent);
+* ``cut_body=N``: relay moto's head and the first N body bytes, then close the connection
+  (FIN): a body truncated against its ``Content-Length``;
+* ``reset_body=N``: the same, then reset the connection (RST): S3 dying mid-body;
+* ``stall_body=N``: the same, then send nothing more until the worker closes the connection
+  (S3 stalling mid-body);
+* ``chunked``: send moto's body with ``Transfer-Encoding: chunked`` instead of its
+  ``Content-Length`` (same bytes, other framing), so that with ``cut_body``/``reset_body``/
+  ``stall_body`` the body breaks off without the terminating zero-size chunk.
 
 moto still logs every request the proxy forwards, so ``Stack.backend_requests`` keeps counting
 what really reached S3. Nothing here parses or rewrites the S3 protocol: requests and answers
-pass through byte-exact (headers in order, body as sent), only their timing changes.
+pass through byte-exact (headers in order, body as sent); the rules only change their timing,
+cut them short or replace them (``chunked`` changes the framing only, never a body byte).
 """
 
 from __future__ import annotations
 
 import http.client
+import select
 import socket
 import socketserver
 import struct
@@ -28,6 +42,7 @@ from dataclasses import dataclass
 
 MAX_HEADER_BYTES = 64 * 1024
 RELAY_CHUNK = 64 * 1024
+HOLD_LIMIT = 120.0   # longest ``hang``/``stall_body`` hold a connection the worker never closes
 
 
 @dataclass
@@ -44,9 +59,23 @@ class Rule:
     delay_response: float = 0.0
     trickle: tuple[int, float] | None = None      # (bytes per piece, seconds between pieces)
     fail_status: int | None = None
+    fail_code: str | None = None
+    malformed_xml: bool = False
     reset: bool = False
+    hang: bool = False
+    cut_body: int | None = None
+    reset_body: int | None = None
+    stall_body: int | None = None
+    chunked: bool = False
     times: int | None = None
     matched: int = 0
+
+    @property
+    def body_limit(self) -> int | None:
+        """Body bytes relayed before a ``*_body`` rule breaks the body off."""
+        limits = [n for n in (self.cut_body, self.reset_body, self.stall_body) if n is not None]
+        assert len(limits) <= 1, "one of cut_body, reset_body, stall_body"
+        return limits[0] if limits else None
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and method != self.method:
@@ -205,8 +234,11 @@ class _Handler(socketserver.StreamRequestHandler):
             # RST instead of FIN: the worker sees a dead connection, not an answer.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False
+        if rule is not None and rule.hang:
+            self._hold()
+            return False
         if rule is not None and rule.fail_status is not None:
-            self._send_error(rule.fail_status)
+            self._send_error(rule, bodyless=method == "HEAD")
             return True
 
         upstream.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
@@ -220,6 +252,8 @@ class _Handler(socketserver.StreamRequestHandler):
         bodyless = method == "HEAD" or response.status in (204, 304) or 100 <= response.status < 200
         length = response.getheader("Content-Length")
         pairs = [(name, value) for name, value in response.getheaders() if name.lower() != "transfer-encoding"]
+        if rule is not None and not bodyless and (rule.chunked or rule.body_limit is not None):
+            return self._relay_faulty(response, pairs, rule)
         if bodyless or length is not None:
             self._send_head(response, pairs)
             remaining = 0 if bodyless else int(length)
@@ -250,11 +284,55 @@ class _Handler(socketserver.StreamRequestHandler):
         self.wfile.write(head.encode("latin-1") + b"\r\n")
         self.wfile.flush()
 
-    def _send_error(self, status: int) -> None:
-        code = {503: "ServiceUnavailable", 500: "InternalError"}.get(status, "InternalError")
-        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
-                f"<Message>injected by the slow backend</Message><RequestId>slow-backend</RequestId></Error>").encode()
+    def _relay_faulty(self, response: http.client.HTTPResponse, pairs: list[tuple[str, str]], rule: Rule) -> bool:
+        """Relays a body under ``chunked`` and the ``*_body`` rules: the first ``body_limit``
+        bytes (all without a limit), then the rule's ending. False: the connection is done."""
+        if rule.chunked:
+            pairs = [(name, value) for name, value in pairs if name.lower() != "content-length"]
+            pairs.append(("Transfer-Encoding", "chunked"))
+        self._send_head(response, pairs)
+        limit = rule.body_limit
+        sent = 0
+        while limit is None or sent < limit:
+            chunk = response.read(RELAY_CHUNK if limit is None else min(RELAY_CHUNK, limit - sent))
+            if not chunk:
+                break
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if rule.chunked else chunk)
+            self.wfile.flush()
+            sent += len(chunk)
+        if limit is None:
+            if rule.chunked:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            return True
+        if rule.stall_body is not None:
+            self._hold()
+        elif rule.reset_body is not None:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return False   # closing: FIN after cut_body and stall_body, RST after reset_body
+
+    def _hold(self) -> None:
+        """Sends nothing until the worker closes the connection (or HOLD_LIMIT passes)."""
+        deadline = time.monotonic() + HOLD_LIMIT
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([self.connection], [], [], 0.1)
+            if readable:
+                try:
+                    if not self.connection.recv(65536):
+                        return
+                except OSError:
+                    return
+
+    def _send_error(self, rule: Rule, bodyless: bool = False) -> None:
+        status = rule.fail_status
+        code = rule.fail_code or {503: "ServiceUnavailable", 500: "InternalError"}.get(status, "InternalError")
+        if rule.malformed_xml:
+            body = b"<?xml version=\"1.0\"?><Error><Code>Internal</Co\x00<<not xml at all"
+        else:
+            body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+                    f"<Message>injected by the slow backend</Message><RequestId>slow-backend</RequestId></Error>").encode()
         head = (f"HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n").encode()
-        self.wfile.write(head + body)
+        # An answer to HEAD has the headers of the answer to GET and no body.
+        self.wfile.write(head if bodyless else head + body)
         self.wfile.flush()

@@ -255,9 +255,9 @@ def test_wrong_credentials_are_502_backend_denied_without_the_secret(verifying, 
 
 
 def test_requests_past_backend_concurrency_are_refused_at_once(silent_backend):
-    """While BACKEND_CONCURRENCY requests wait on the silent backend, the next one that needs
-    S3 (a read or a write) gets 503 with Retry-After at once instead of queueing behind them,
-    and the worker keeps answering what needs no S3."""
+    """While BACKEND_CONCURRENCY requests wait on the silent backend, the next read or DELETE
+    gets 503 with Retry-After at once instead of queueing behind them, and the worker keeps
+    answering what needs no S3. (PUTs count against UPLOAD_CONCURRENCY instead: test_load.py.)"""
     waiting = []
     connected = len(silent_backend.silent.held)
     threads = [threading.Thread(target=lambda: waiting.append(
@@ -271,9 +271,8 @@ def test_requests_past_backend_concurrency_are_refused_at_once(silent_backend):
         while len(silent_backend.silent.held) < connected + SILENT_BACKEND_CONCURRENCY:
             assert time.monotonic() < deadline, "the requests holding the permits never reached the backend"
             time.sleep(0.01)
-        for method, body in (("GET", None), ("PUT", b"refused")):
-            reply, elapsed = timed(lambda: raw_request(silent_backend, method, f"/objects/local/{unique('busy')}",
-                                                       body=body))
+        for method in ("GET", "DELETE"):
+            reply, elapsed = timed(lambda: raw_request(silent_backend, method, f"/objects/local/{unique('busy')}"))
             assert_json_error(reply, 503, "backend_busy")
             assert reply.headers.get("retry-after") == "1"
             assert elapsed < 0.5, f"{method} waited {elapsed:.2f} s for a permit"

@@ -95,9 +95,9 @@ def test_a_saturated_backend_refuses_misses_at_once_and_hits_stay_fast(cached):
 
 
 def test_a_stampede_beyond_the_gate_still_makes_one_backend_get(cached):
-    """Followers hold a thread while they wait, so they count against BACKEND_CONCURRENCY: with
-    more concurrent requests for one key than the gate, the excess is refused (503), never
-    sent to S3, and every request that is answered gets the exact bytes."""
+    """Followers wait without a backend permit (the leader holds the one their key needs): with
+    more concurrent requests for one key than the gate, every one is answered with the exact
+    bytes, and S3 sees one GET."""
     stack, backend = cached.stack, cached.backend
     key = f"{unique('hot-stampede')}.bin"
     body = os.urandom(100_000)
@@ -111,12 +111,8 @@ def test_a_stampede_beyond_the_gate_still_makes_one_backend_get(cached):
 
     with ThreadPoolExecutor(20) as pool:
         replies = list(pool.map(one, range(20)))
-    served = [reply for reply in replies if reply.status == 200]
-    refused = [reply for reply in replies if reply.status != 200]
-    assert all(reply.body == body for reply in served)
-    for reply in refused:
-        assert_json_error(reply, 503, "backend_busy")
-    assert len(served) == GATE, f"{len(served)} served: the leader and {GATE - 1} followers fit the gate"
+    assert [reply.status for reply in replies] == [200] * 20
+    assert all(reply.body == body for reply in replies)
     assert stack.backend_requests("GET", f"/public/{key}") == 1
 
 

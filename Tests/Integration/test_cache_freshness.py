@@ -227,3 +227,82 @@ def test_past_the_grace_window_no_stale_copy_is_served(cached):
     with failing(backend, key, "refused"):
         reply = get(stack, "public", key)
     assert_json_error(reply, 502, "bad_gateway")
+
+
+@pytest.mark.parametrize("failure", ["503", "refused"])
+@pytest.mark.parametrize("kind", ["range", "head"])
+def test_ranges_and_heads_are_served_from_the_expired_copy_when_s3_fails(cached, failure, kind):
+    stack, backend = cached.stack, cached.backend
+    key = f"{unique('stale-' + kind)}.bin"
+    body = os.urandom(5_000)
+    cached_object(stack, key, body)
+    time.sleep(TTL + 0.2)
+    rule = None
+    if failure == "refused":
+        backend.stop()
+    else:
+        rule = backend.add_rule(path=f"/public/{key}", fail_status=503)
+    try:
+        if kind == "range":
+            reply = get(stack, "public", key, headers={"Range": "bytes=10-19"})
+            assert reply.status == 206 and reply.body == body[10:20], (reply.status, reply.body[:200])
+        else:
+            reply = get(stack, "public", key, method="HEAD")
+            assert reply.status == 200 and reply.headers["content-length"] == str(len(body)), reply.headers
+    finally:
+        if rule is not None:
+            backend.remove_rule(rule)
+        else:
+            backend.start()
+    assert assert_reported(reply, "STALE").get("detail") == "stale-if-error"
+
+
+@pytest.mark.parametrize("failure,status", [("503", 503), ("refused", 502)])
+def test_read_errors_carry_x_cache_and_cache_status(cached, failure, status):
+    stack, backend = cached.stack, cached.backend
+    key = f"{unique('report')}.bin"
+    stack.boto3.put_object(Bucket="public", Key=key, Body=b"x")
+    for headers, method, expected in [({}, "GET", "MISS"), ({"Range": "bytes=0-0"}, "GET", "BYPASS"),
+                                      ({}, "HEAD", "MISS")]:
+        with failing(backend, key, failure) if method == "GET" else _failing_head(backend, key, failure):
+            reply = get(stack, "public", key, headers=headers, method=method)
+        assert reply.status == status, (method, headers, reply.status)
+        assert reply.headers.get("x-cache") == expected, (method, headers, reply.headers)
+        assert reply.headers.get("cache-status", "").startswith("s3cache; fwd="), reply.headers
+
+
+@contextmanager
+def _failing_head(backend, key: str, failure: str):
+    if failure == "refused":
+        with failing(backend, key, failure):
+            yield
+        return
+    rule = backend.add_rule(method="HEAD", path=f"/public/{key}", fail_status=503)
+    try:
+        yield
+    finally:
+        backend.remove_rule(rule)
+
+
+def test_a_metadata_change_in_place_is_picked_up_on_revalidation(cached):
+    """A copy in place changes Content-Type and Cache-Control and keeps the bytes (and the entity
+    tag): S3 answers the revalidation with 304, whose metadata replaces the stored headers."""
+    stack = cached.stack
+    key = f"{unique('meta')}.bin"
+    body = os.urandom(3_000)
+    stack.boto3.put_object(Bucket="public", Key=key, Body=body, ContentType="application/octet-stream",
+                           CacheControl="max-age=60")
+    assert get(stack, "public", key).headers["content-type"] == "application/octet-stream"
+    time.sleep(1.1)   # Last-Modified has one-second resolution
+    stack.boto3.copy_object(Bucket="public", Key=key, CopySource={"Bucket": "public", "Key": key},
+                            MetadataDirective="REPLACE", ContentType="image/png", CacheControl="no-cache")
+    time.sleep(TTL + 0.2)
+    reply = get(stack, "public", key)
+    assert reply.body == body
+    assert_reported(reply, "REVALIDATED")
+    assert reply.headers["content-type"] == "image/png", reply.headers
+    assert reply.headers.get("cache-control") == "no-cache", reply.headers
+    hit = get(stack, "public", key)
+    assert_reported(hit, "HIT")
+    assert hit.headers["content-type"] == "image/png" and hit.headers.get("cache-control") == "no-cache"
+    assert get(stack, "public", key, method="HEAD").headers["content-type"] == "image/png"

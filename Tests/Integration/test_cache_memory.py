@@ -33,8 +33,11 @@ PARALLEL = 8
 
 @pytest.fixture(scope="module")
 def cached():
+    # FILL_BUDGET: room for every parallel fill (each compressible one counts twice), so that
+    # every object here is cached; the budget itself is tested in test_load.py.
     c = start_cache_stack(threads=40, worker_env={
-        "MAX_CACHE_SIZE": str(BOUND_MB), "CLEANUP_INTERVAL": "1", "BACKEND_CONCURRENCY": "16"})
+        "MAX_CACHE_SIZE": str(BOUND_MB), "CLEANUP_INTERVAL": "1", "BACKEND_CONCURRENCY": "16",
+        "FILL_BUDGET": str(2 * PARALLEL * OBJECT // (1 << 20)) + "M"})
     stack = c.stack
     # Warm every path a request takes (threads, curl handles, zlib) before the idle baseline.
     stack.boto3.put_object(Bucket="public", Key="warmup.json", Body=b'{"warm": "up"}' * 200, ContentType="application/json")

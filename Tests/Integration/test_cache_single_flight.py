@@ -109,3 +109,29 @@ def test_a_slow_key_does_not_delay_another_keys_miss(cached):
     assert slow["result"][2].body == b"slow" * 1000 and slow["result"][1] >= 3.0
     assert slow["follower"][2].body == b"slow" * 1000
     assert stack.backend_requests("GET", f"/public/{slow_key}") == 1
+
+
+@pytest.fixture(scope="module")
+def short_timeouts():
+    """S3 timeouts of 1 s (connect) and 2 s (read): a follower used to give up after
+    connect + 2 × read = 5 s whatever its leader was doing."""
+    c = start_cache_stack(slow_backend=True, threads=16, worker_env={
+        "S3_CONNECT_TIMEOUT": "1", "S3_READ_TIMEOUT": "2", "BACKEND_CONCURRENCY": "8"})
+    yield c
+    c.stop()
+
+
+def test_followers_wait_for_a_slow_download_that_keeps_moving(short_timeouts):
+    stack, backend = short_timeouts.stack, short_timeouts.backend
+    key = f"{unique('trickle')}.bin"
+    body = os.urandom(20_000)
+    stack.boto3.put_object(Bucket="public", Key=key, Body=body)
+    # 20 pieces of 1000 bytes, 0.475 s apart: 9.5 s in all, never 2 s without a byte.
+    backend.add_rule(method="GET", path=f"/public/{key}", trickle=(1000, 0.475), times=1)
+    started = time.monotonic()
+    replies = stampede(stack, "public", key, clients=3)
+    assert time.monotonic() - started > 8, "the download was not slow: the test proves nothing"
+    for reply in replies:
+        assert reply.status == 200, (reply.status, reply.body[:200])
+        assert reply.body == body
+    assert backend.requests_seen("GET", f"/public/{key}") == 1

@@ -17,7 +17,7 @@ import Testing
         return String(decoding: object.body, as: UTF8.self)
     }
 
-    private func fill(_ cache: ObjectCache, _ key: String, _ text: String) {
+    private func fill(_ cache: ObjectCache, _ key: CacheKey, _ text: String) {
         guard case let .leader(flight, _) = cache.access(key) else {
             Issue.record("expected to lead the fetch of \(key)")
             return
@@ -48,7 +48,7 @@ import Testing
             DispatchQueue.global().async(group: group) {
                 guard case let .follower(shared, _) = cache.access("b/k") else { return }
                 followers.add(1, ordering: .relaxed)
-                if case let .record(record)? = shared.wait(timeout: 10), body(record) == "fetched once" {
+                if case let .record(record)? = shared.wait(stallLimit: 10), body(record) == "fetched once" {
                     served.add(1, ordering: .relaxed)
                 }
             }
@@ -130,7 +130,7 @@ import Testing
         let settings = CacheSettings(capacity: 256 << 10, maxObjectSize: 16 << 10, policy: policy)
         let cache = ObjectCache(settings: settings, clock: ManualClock())
         for index in 0..<2_000 {
-            fill(cache, "b/\(index)", String(repeating: "x", count: 1 + index % (8 << 10)))
+            fill(cache, CacheKey("b/\(index)"), String(repeating: "x", count: 1 + index % (8 << 10)))
             #expect(cache.usage().bytes <= settings.capacity)
         }
         #expect(cache.statistics.evictions.load(ordering: .relaxed) > 0)
@@ -164,4 +164,54 @@ func usleepShort() {
         let record = CacheRecord(state: .object(object), key: "b/k", freshUntil: 1, keepUntil: 2)
         #expect(record.cost >= 1 << 20)
     }
+}
+
+@Suite struct FlightTests {
+    @Test func aFollowerWaitsWhileTheLeaderMakesProgress() {
+        let cache = ObjectCache(settings: CacheSettings(capacity: 1 << 20, maxObjectSize: 1 << 16), clock: ManualClock())
+        guard case let .leader(flight, _) = cache.access("b/slow"), case let .follower(shared, _) = cache.access("b/slow") else {
+            Issue.record("expected a leader and a follower")
+            return
+        }
+        // The leader moves a byte every 50 ms for 1.5 s, three times the follower's stall limit;
+        // its own thread, not a shared queue that other tests may keep busy.
+        startThread {
+            for _ in 0..<30 {
+                var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
+                nanosleep(&pause, nil)
+                flight.recordProgress()
+            }
+            cache.complete(flight, key: "b/slow", outcome: .record(cache.makeRecord(.missing, key: "b/slow")))
+        }
+        guard case .record? = shared.wait(stallLimit: 0.5) else {
+            Issue.record("the follower gave up on a leader that was still receiving bytes")
+            return
+        }
+    }
+
+    @Test func aFollowerGivesUpOnAStalledLeader() {
+        let cache = ObjectCache(settings: CacheSettings(capacity: 1 << 20, maxObjectSize: 1 << 16), clock: ManualClock())
+        guard case let .leader(flight, _) = cache.access("b/stuck"), case let .follower(shared, _) = cache.access("b/stuck") else {
+            Issue.record("expected a leader and a follower")
+            return
+        }
+        #expect(shared.wait(stallLimit: 0.05) == nil)
+        cache.complete(flight, key: "b/stuck", outcome: .abandoned)
+    }
+}
+
+/// Runs `body` on a new detached POSIX thread.
+private func startThread(_ body: @escaping @Sendable () -> Void) {
+    final class Box: Sendable {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    var thread = pthread_t()
+    let box = Unmanaged.passRetained(Box(body)).toOpaque()
+    let status = pthread_create(&thread, nil, { raw in
+        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+        return nil
+    }, box)
+    precondition(status == 0, "pthread_create failed")
+    pthread_detach(thread)
 }

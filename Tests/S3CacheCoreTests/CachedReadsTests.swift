@@ -84,7 +84,7 @@ final class S3LikeStore: ObjectStore {
         return S3ResponseHead(status: 200, headers: [("ETag", etag)])
     }
 
-    func deleteObject(bucket: String, key: String) throws -> S3ResponseHead {
+    func deleteObject(bucket: String, key: String, headers: [(name: String, value: String)]) throws -> S3ResponseHead {
         objects["\(bucket)/\(key)"] = nil
         return S3ResponseHead(status: 204, headers: [])
     }

@@ -84,7 +84,8 @@ import Testing
             "FCGI_THREADS": "16", "ALLOWED_BUCKETS": "public:all", "MAX_CACHE_SIZE": "10", "CACHE_TTL": "9", "LOG_LEVEL": "debug",
         ])
         let deferred = live.apply(new)
-        #expect(deferred.sorted() == ["MAX_CACHE_SIZE", "MAX_OBJECT_SIZE"])
+        // FILL_BUDGET and MAX_OBJECT_SIZE follow MAX_CACHE_SIZE by default.
+        #expect(deferred.sorted() == ["FILL_BUDGET", "MAX_CACHE_SIZE", "MAX_OBJECT_SIZE"])
         #expect(live.generation == before + 1)
         #expect(live.current.accessRules.description == "public:all")
         #expect(live.current.cacheTTL == 9)

@@ -17,6 +17,9 @@ import Testing
         #expect(config.cleanupInterval == 60)
         #expect(config.maxObjectSize == (300 << 20) / 8)
         #expect(config.maxUploadSize == 5 << 30)
+        #expect(config.maxInflatedSize == 64 << 20)
+        #expect(config.uploadConcurrency == config.threads / 2)
+        #expect(!config.safeContentBuckets.contains("local"))
         #expect(config.listen == .unix(path: "/run/s3cache/s3cache.sock", mode: 0o660))
         #expect(config.threads >= 64)
         #expect(config.logLevel == .info)
@@ -49,6 +52,8 @@ import Testing
         ("MAX_CACHE_SIZE", "12T"), ("CACHE_TTL", "soon"), ("S3_ENDPOINT", "http://host:9000"),
         ("S3_ENDPOINT", "host:99999"), ("ALLOWED_BUCKETS", "public:admin"), ("FCGI_LISTEN", "nonsense"),
         ("FCGI_SOCKET_MODE", "0999"), ("LOG_LEVEL", "loud"), ("S3_ADDRESSING", "dns"), ("MAX_UPLOAD_SIZE", "0"),
+        ("MAX_INFLATED_SIZE", "6G"), ("MAX_INFLATED_SIZE", "0"), ("SAFE_CONTENT_BUCKETS", "Not_A_Bucket"),
+        ("UPLOAD_CONCURRENCY", "0"), ("UPLOAD_CONCURRENCY", "10000"),
     ])
     func badValuesNameTheVariable(variable: String, value: String) {
         do {
@@ -58,6 +63,16 @@ import Testing
             #expect(error.variable == variable)
             #expect(error.description.hasPrefix("\(variable)=\"\(value)\" is invalid"))
         }
+    }
+
+    @Test func thePackagedConfigurationSandboxesEveryWritableBucket() throws {
+        // Tests run from the package root: the file the .deb installs as /etc/s3cache/s3cache.conf.
+        let config = try ConfigurationSource(path: "systemd/s3cache.env", pathIsRequired: true, environment: [:]).load()
+        for (bucket, level) in config.accessRules.levels where level != .read {
+            #expect(config.safeContentBuckets.contains(bucket), "writable bucket \(bucket) is not in SAFE_CONTENT_BUCKETS")
+        }
+        #expect(try Configuration.load(from: ["SAFE_CONTENT_BUCKETS": "*"]).safeContentBuckets.contains("anything"))
+        #expect(try Configuration.load(from: ["MAX_UPLOAD_SIZE": "1M"]).maxInflatedSize == 1 << 20)
     }
 
     @Test func secretsNeverAppearInErrors() {

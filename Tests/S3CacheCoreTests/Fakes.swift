@@ -1,3 +1,4 @@
+import FastCGI
 import Logging
 @testable import S3CacheCore
 import S3Client
@@ -8,6 +9,10 @@ final class FakeExchange: Exchange {
     private var body: [UInt8]
     private var bodyOffset = 0
     private(set) var output: [UInt8] = []
+    /// Set by `abort()`: the response was broken off, as the pool closes the connection.
+    private(set) var aborted = false
+    /// Bytes after which writing fails as it does once nginx went away; nil: never.
+    var clientLeavesAfter: Int?
 
     init(method: String, uri: String, params: [String: String] = [:], body: [UInt8] = []) {
         self.params = params.merging(["REQUEST_METHOD": method, "REQUEST_URI": uri]) { $1 }
@@ -15,6 +20,7 @@ final class FakeExchange: Exchange {
     }
 
     func param(_ name: String) -> String? { params[name] }
+    func rawParam(_ name: String) -> [UInt8]? { params[name].map { Array($0.utf8) } }
 
     func readBody(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         let count = min(buffer.count, body.count - bodyOffset, 1000)
@@ -24,9 +30,16 @@ final class FakeExchange: Exchange {
         return count
     }
 
-    func write(_ bytes: UnsafeRawBufferPointer) throws { output.append(contentsOf: bytes) }
-    func write(_ text: String) throws { output.append(contentsOf: text.utf8) }
+    func write(_ bytes: UnsafeRawBufferPointer) throws { try append(bytes) }
+    func write(_ text: String) throws { try append(Array(text.utf8)) }
     func flush() throws {}
+    func abort() { aborted = true }
+
+    private func append(_ bytes: some Collection<UInt8>) throws {
+        precondition(!aborted, "written after abort()")
+        if let limit = clientLeavesAfter, output.count + bytes.count > limit { throw FastCGIError.clientGone }
+        output.append(contentsOf: bytes)
+    }
 
     /// The response split into status, headers and body.
     var response: (status: Int, headers: [String: String], body: [UInt8]) {
@@ -54,6 +67,8 @@ final class FakeStore: ObjectStore {
     }
     var objects: [String: Object] = [:]
     private(set) var calls: [String] = []
+    /// Keys whose GET breaks off (a reset connection) after this many body bytes.
+    var breakAfter: [String: Int] = [:]
 
     func getObject(
         bucket: String, key: String, headers: [(name: String, value: String)],
@@ -63,6 +78,10 @@ final class FakeStore: ObjectStore {
         guard let object = objects["\(bucket)/\(key)"] else { throw S3Error.service(status: 404, code: "NoSuchKey", message: nil, requestID: nil) }
         let head = S3ResponseHead(status: 200, headers: object.headers)
         try onHead(head)
+        if let sent = breakAfter["\(bucket)/\(key)"] {
+            try object.body[..<sent].withUnsafeBytes { try onBody($0) }
+            throw S3Error.transport(message: "connection reset after \(sent) bytes")
+        }
         try object.body.withUnsafeBytes { try onBody($0) }
         return head
     }
@@ -93,7 +112,7 @@ final class FakeStore: ObjectStore {
         return S3ResponseHead(status: 200, headers: [("ETag", "\"e\(received.count)\"")])
     }
 
-    func deleteObject(bucket: String, key: String) throws -> S3ResponseHead {
+    func deleteObject(bucket: String, key: String, headers: [(name: String, value: String)]) throws -> S3ResponseHead {
         calls.append("DELETE \(bucket)/\(key)")
         objects["\(bucket)/\(key)"] = nil
         return S3ResponseHead(status: 204, headers: [])

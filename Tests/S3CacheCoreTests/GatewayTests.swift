@@ -134,6 +134,50 @@ import Testing
         #expect(HTTPError(backend: .service(status: 416, code: "InvalidRange", message: nil, requestID: nil)).status == 416)
     }
 
+    @Test func aBodyBrokenOffMidwayAbortsTheResponseAndIsNotCached() throws {
+        let store = FakeStore()
+        let body = (0..<5000).map { UInt8(truncatingIfNeeded: $0) }
+        store.objects["public/big"] = .init(
+            body: body, headers: [("Content-Type", "application/octet-stream"), ("Content-Length", "5000"), ("ETag", "\"b\"")])
+        store.breakAfter["public/big"] = 2000
+        let gateway = try makeGateway(store: store)
+        for params in [[:], ["HTTP_RANGE": "bytes=0-2999"]] {  // a miss the cache keeps, and a read it lets through
+            let broken = FakeExchange(method: "GET", uri: "/objects/public/big", params: params)
+            gateway.handle(broken)
+            #expect(broken.aborted, "a short body must be broken off, not finished (\(params))")
+            #expect(broken.response.status == 200)
+            #expect(broken.response.body == Array(body[..<2000]))
+        }
+        store.breakAfter = [:]
+        let whole = FakeExchange(method: "GET", uri: "/objects/public/big")
+        gateway.handle(whole)
+        #expect(!whole.aborted)
+        #expect(whole.response.body == body)
+        #expect(store.calls == Array(repeating: "GET public/big", count: 3), "the short body was not cached")
+    }
+
+    @Test func onlyABrokenBodyAborts() throws {
+        let store = FakeStore()
+        store.objects["public/big"] = .init(
+            body: [UInt8](repeating: 7, count: 5000),
+            headers: [("Content-Type", "application/octet-stream"), ("Content-Length", "5000"), ("ETag", "\"b\"")])
+        store.breakAfter["public/big"] = 2000
+        let gateway = try makeGateway(store: store)
+        // S3 fails before anything was sent: a JSON error, finished normally.
+        let missing = FakeExchange(method: "GET", uri: "/objects/public/none")
+        gateway.handle(missing)
+        #expect(!missing.aborted && missing.response.status == 404)
+        // The client's copy is current: its 304 is whole whatever happens to the download after it.
+        let conditional = FakeExchange(method: "GET", uri: "/objects/public/big", params: ["HTTP_IF_NONE_MATCH": "\"b\""])
+        gateway.handle(conditional)
+        #expect(!conditional.aborted && conditional.response.status == 304)
+        // The client went away mid-body: nothing left to break off.
+        let gone = FakeExchange(method: "GET", uri: "/objects/public/big", params: ["HTTP_RANGE": "bytes=0-4999"])
+        gone.clientLeavesAfter = 1000
+        gateway.handle(gone)
+        #expect(!gone.aborted)
+    }
+
     @Test func healthIsJSON() throws {
         let health = try serve(FakeExchange(method: "GET", uri: "/health"), store: FakeStore())
         #expect(health.response.status == 200)

@@ -15,11 +15,18 @@ final class MotoServer: Sendable {
 
     var endpoint: String { "127.0.0.1:\(port)" }
 
+    /// `$MOTO_SERVER` (make sets it to the virtual environment's, .venv/bin/moto_server), else
+    /// `moto_server` on `PATH`.
+    static var program: String {
+        if let path = getenv("MOTO_SERVER"), path.pointee != 0 { return String(cString: path) }
+        return "moto_server"
+    }
+
     /// Launches moto and waits (up to 30 s) until it accepts connections.
     static func start() async throws -> MotoServer {
         let port = try LoopbackPort.free()
         // moto logs every request; nobody reads it, so it goes nowhere.
-        let child = try ChildProcess(["moto_server", "-H", "127.0.0.1", "-p", String(port)])
+        let child = try ChildProcess([program, "-H", "127.0.0.1", "-p", String(port)])
         do {
             try await child.waitUntil(timeout: 30) { LoopbackPort.accepts(port) }
         } catch {

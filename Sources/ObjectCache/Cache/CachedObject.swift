@@ -100,19 +100,19 @@ public final class CacheRecord: Sendable {
     /// dictionary bucket), measured rather than guessed: see the cache memory test.
     public static let overhead = 256
 
-    public init(state: CachedState, key: String, freshUntil: Double, keepUntil: Double) {
+    public init(state: CachedState, key: CacheKey, freshUntil: Double, keepUntil: Double) {
         self.state = state
         self.freshUntil = freshUntil
         self.keepUntil = max(freshUntil, keepUntil)
-        var cost = Self.overhead + key.utf8.count
+        var cost = Self.overhead + key.byteCount
         if case let .object(object) = state { cost += object.cost }
         self.cost = cost
     }
 
     public func isFresh(at now: Double) -> Bool { now < freshUntil }
 
-    /// The same content with new timing (a 304 from S3 renews an entry without a download).
-    public func renewed(key: String, freshUntil: Double, keepUntil: Double) -> CacheRecord {
+    /// New timing, and the content as S3's 304 described it (same bytes, perhaps new headers).
+    public func renewed(_ state: CachedState, key: CacheKey, freshUntil: Double, keepUntil: Double) -> CacheRecord {
         CacheRecord(state: state, key: key, freshUntil: freshUntil, keepUntil: keepUntil)
     }
 }

@@ -21,6 +21,8 @@ public final class Flight: Sendable {
 
     private let done = DispatchGroup()
     private let state = Mutex<(outcome: Outcome?, superseded: Bool)>((nil, false))
+    /// When the leader last moved a byte (uptime nanoseconds): followers wait while it does.
+    private let lastProgress = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
 
     init() {
         done.enter()
@@ -39,9 +41,24 @@ public final class Flight: Sendable {
         done.leave()
     }
 
-    /// Waits for the leader; nil when `timeout` seconds passed first.
-    public func wait(timeout: Double) -> Outcome? {
-        guard done.wait(timeout: .now() + timeout) == .success else { return nil }
-        return state.withLock { $0.outcome }
+    /// The leader received bytes from S3: its fetch is alive, however long it takes.
+    public func recordProgress() {
+        lastProgress.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
+    }
+
+    /// Waits for the leader for as long as its fetch makes progress; nil when `stallLimit`
+    /// seconds passed with no byte received.
+    ///
+    /// A fixed limit would fail followers of a slow but healthy download that their leader
+    /// completes; the leader's own S3 timeouts already end a fetch that stops.
+    public func wait(stallLimit: Double) -> Outcome? {
+        let limit = UInt64(max(0, min(stallLimit, 86_400)) * 1e9)
+        while true {
+            let deadline = lastProgress.load(ordering: .relaxed) &+ limit
+            if done.wait(timeout: DispatchTime(uptimeNanoseconds: deadline)) == .success {
+                return state.withLock { $0.outcome }
+            }
+            if DispatchTime.now().uptimeNanoseconds >= lastProgress.load(ordering: .relaxed) &+ limit { return nil }
+        }
     }
 }

@@ -41,7 +41,7 @@ public final class ObjectCache: Sendable {
     /// - Parameter reserveFetch: called under the shard lock before a flight is started; false
     ///   refuses the request (`.refused`). A leader therefore holds whatever it reserves before
     ///   any follower can find its flight, and followers cannot use up what the leader needs.
-    public func access(_ key: String, reserveFetch: () -> Bool = { true }) -> Access {
+    public func access(_ key: CacheKey, reserveFetch: () -> Bool = { true }) -> Access {
         let now = clock.now()
         return shard(for: key).state.withLock { state in
             let record = state.policy.get(key)
@@ -57,7 +57,7 @@ public final class ObjectCache: Sendable {
 
     /// The entry for `key` when it is fresh, counting the access (for HEAD and ranges, which
     /// never start a fetch of their own).
-    public func freshRecord(_ key: String) -> CacheRecord? {
+    public func freshRecord(_ key: CacheKey) -> CacheRecord? {
         let now = clock.now()
         return shard(for: key).state.withLock { state in
             guard let record = state.policy.get(key), record.isFresh(at: now) else { return nil }
@@ -65,14 +65,24 @@ public final class ObjectCache: Sendable {
         }
     }
 
+    /// An expired entry for `key` that may still be served when S3 fails or is busy (within its
+    /// grace window), without counting an access.
+    public func staleRecord(_ key: CacheKey) -> CacheRecord? {
+        let now = clock.now()
+        return shard(for: key).state.withLock { state in
+            guard let record = state.policy.peek(key), now < record.keepUntil else { return nil }
+            return record
+        }
+    }
+
     /// The entry for `key` if one is held (fresh or not), without counting an access.
-    public func peek(_ key: String) -> CacheRecord? {
+    public func peek(_ key: CacheKey) -> CacheRecord? {
         shard(for: key).state.withLock { $0.policy.peek(key) }
     }
 
     /// Ends a flight: stores the record (unless an invalidation superseded the flight) and
     /// wakes the followers with `outcome`.
-    public func complete(_ flight: Flight, key: String, outcome: Flight.Outcome) {
+    public func complete(_ flight: Flight, key: CacheKey, outcome: Flight.Outcome) {
         shard(for: key).state.withLock { state in
             if state.flights[key] === flight { state.flights[key] = nil }
             if case let .record(record) = outcome, !flight.isSuperseded {
@@ -84,7 +94,7 @@ public final class ObjectCache: Sendable {
 
     /// Forgets `key` and supersedes any fetch of it in flight, so that no response read from
     /// S3 before a write can be stored after it. Called once a PUT or DELETE has reached S3.
-    public func invalidate(_ key: String) {
+    public func invalidate(_ key: CacheKey) {
         shard(for: key).state.withLock { state in
             state.remove(key, statistics: statistics)
             if let flight = state.flights.removeValue(forKey: key) { flight.supersede() }
@@ -121,7 +131,7 @@ public final class ObjectCache: Sendable {
     }
 
     /// A fresh record for a fetched object or a 404, timed by the settings.
-    public func makeRecord(_ state: CachedState, key: String) -> CacheRecord {
+    public func makeRecord(_ state: CachedState, key: CacheKey) -> CacheRecord {
         let now = clock.now()
         let timing = timing.withLock { $0 }
         switch state {
@@ -132,11 +142,13 @@ public final class ObjectCache: Sendable {
         }
     }
 
-    /// `record` with its freshness restarted (after a 304 from S3).
-    public func renew(_ record: CacheRecord, key: String) -> CacheRecord {
+    /// `record` with its freshness restarted (after a 304 from S3), holding `state` (the same
+    /// bytes, with the metadata the 304 reported) when given.
+    public func renew(_ record: CacheRecord, key: CacheKey, state: CachedState? = nil) -> CacheRecord {
         let now = clock.now()
         let timing = timing.withLock { $0 }
-        return record.renewed(key: key, freshUntil: now + timing.ttl, keepUntil: now + timing.ttl + timing.staleGrace)
+        return record.renewed(
+            state ?? record.state, key: key, freshUntil: now + timing.ttl, keepUntil: now + timing.ttl + timing.staleGrace)
     }
 
     /// Changes how long new and renewed entries stay fresh (a configuration reload). Entries
@@ -145,7 +157,7 @@ public final class ObjectCache: Sendable {
         timing.withLock { $0 = CacheTiming(ttl: ttl, negativeTTL: negativeTTL, staleGrace: staleGrace) }
     }
 
-    private func shard(for key: String) -> Shard {
+    private func shard(for key: CacheKey) -> Shard {
         shards[Int(UInt(bitPattern: key.hashValue) & UInt(shards.count - 1))]
     }
 }
@@ -177,12 +189,12 @@ final class Shard: Sendable {
 }
 
 struct ShardState {
-    var policy: AnyEvictionPolicy<String, CacheRecord>
-    var flights: [String: Flight] = [:]
+    var policy: AnyEvictionPolicy<CacheKey, CacheRecord>
+    var flights: [CacheKey: Flight] = [:]
     var originalBytes = 0
     var storedBodyBytes = 0
 
-    mutating func insert(_ key: String, _ record: CacheRecord, statistics: CacheStatistics) {
+    mutating func insert(_ key: CacheKey, _ record: CacheRecord, statistics: CacheStatistics) {
         let displaced = policy.insert(key, value: record, cost: record.cost)
         account(record, sign: 1)
         for (displacedKey, value) in displaced {
@@ -191,7 +203,7 @@ struct ShardState {
         }
     }
 
-    mutating func remove(_ key: String, statistics: CacheStatistics) {
+    mutating func remove(_ key: CacheKey, statistics: CacheStatistics) {
         if let record = policy.remove(key) { account(record, sign: -1) }
     }
 

@@ -10,25 +10,47 @@ import S3Client
 /// download stops with the client.
 final class CacheFill {
     private let maxObjectSize: Int
+    private let budget: FillBudget
     private let request: ReadRequest
     private let response: ResponseWriter
     private let baseReport: CacheReport
+    /// Told as soon as S3's head shows the object will not be kept, so that followers stop waiting.
+    private let onUncacheable: () -> Void
     private(set) var head: S3ResponseHead?
     /// The copy being kept; nil when the object is not cacheable.
     private var copy: [UInt8]?
+    /// The length S3 announced, when the copy is being kept.
+    private var expectedLength = 0
+    /// Bytes of `budget` this fill holds, given back when it ends.
+    private var reserved = 0
     private var sendsBody = true
+    /// The end of the body, held back from the client until the object is stored (`release`).
+    private var heldTail: [UInt8] = []
     /// What the response headers said, decided when S3's headers arrived.
     private(set) var report: CacheReport
 
     /// Stops the download when neither the client nor the cache wants more bytes.
     struct NothingWanted: Error {}
 
-    init(maxObjectSize: Int, request: ReadRequest, response: ResponseWriter, report: CacheReport) {
+    /// Bytes of a kept object's end that reach the client only once the object is in the cache:
+    /// a client that has read the whole body and asks again must find it there.
+    static let heldTailSize = 1024
+
+    init(
+        maxObjectSize: Int, budget: FillBudget, request: ReadRequest, response: ResponseWriter, report: CacheReport,
+        onUncacheable: @escaping () -> Void
+    ) {
         self.maxObjectSize = maxObjectSize
+        self.budget = budget
         self.request = request
         self.response = response
         self.baseReport = report
         self.report = report
+        self.onUncacheable = onUncacheable
+    }
+
+    deinit {
+        if reserved > 0 { budget.release(reserved) }
     }
 
     /// S3 answered 200 (or 304 to our revalidation, which carries no body and is handled by the caller).
@@ -36,21 +58,25 @@ final class CacheFill {
         self.head = head
         guard head.status == 200 else { return }
         let length = head.header("Content-Length").flatMap(Int.init)
-        if let length, length <= maxObjectSize {
+        // Compressible bodies are held twice for a moment: the copy and its gzip form.
+        let cost = length.map { ContentCoding.isCompressible(head.header("Content-Type") ?? "") ? 2 * $0 : $0 }
+        if let length, let cost, length >= 0, length <= maxObjectSize, budget.tryAcquire(cost) {
+            reserved = cost
+            expectedLength = length
             copy = []
             copy?.reserveCapacity(length)
             report = baseReport
             report.stored = true
         } else {
-            report = CacheReport.bypass("too-large")
+            let tooLarge = length.map { $0 < 0 || $0 > maxObjectSize } ?? true
+            report = CacheReport.bypass(tooLarge ? "too-large" : "fill-budget")
             report.forwardStatus = 200
+            onUncacheable()
         }
         let etag = head.header("ETag") ?? ""
         let lastModified = head.header("Last-Modified") ?? ""
         let headers = Passthrough.clientHeaders(head) + Passthrough.varyHeaders(contentType: head.header("Content-Type")) + report.headers
-        switch request.evaluate(
-            etags: [etag, CachedResponder.gzipETag(etag)], strongETag: etag, lastModified: lastModified)
-        {
+        switch request.evaluate(etags: [etag, EntityTags.gzipTag(etag)], lastModified: lastModified) {
         case .notModified:
             try response.sendHead(
                 status: 304, headers: headers.filter { !["content-length", "content-type"].contains($0.name.lowercased()) })
@@ -67,22 +93,44 @@ final class CacheFill {
     }
 
     func append(_ chunk: UnsafeRawBufferPointer) throws {
+        var toSend = chunk
         if copy != nil {
             if copy!.count + chunk.count <= maxObjectSize {
                 copy!.append(contentsOf: chunk)
+                if sendsBody, copy!.count > expectedLength - Self.heldTailSize {
+                    // The last bytes wait for `release`; what is held already stays in order.
+                    let keep = min(chunk.count, copy!.count - max(0, expectedLength - Self.heldTailSize))
+                    heldTail.append(contentsOf: chunk[(chunk.count - keep)...])
+                    toSend = UnsafeRawBufferPointer(rebasing: chunk[..<(chunk.count - keep)])
+                }
             } else {
                 copy = nil  // longer than announced: give up keeping it
+                try sendHeldTail()
             }
         }
         if sendsBody {
             do {
-                try response.sendBody(chunk)
+                try response.sendBody(toSend)
             } catch {
                 sendsBody = false
+                heldTail = []
                 if copy == nil { throw error }
             }
         }
         if !sendsBody && copy == nil { throw NothingWanted() }
+    }
+
+    /// Sends what was held back: the object is stored (or will not be), so the client may
+    /// see its response complete.
+    func release() throws {
+        try sendHeldTail()
+    }
+
+    private func sendHeldTail() throws {
+        guard !heldTail.isEmpty else { return }
+        let tail = heldTail
+        heldTail = []
+        if sendsBody { try tail.withUnsafeBytes { try response.sendBody($0) } }
     }
 
     /// The object to cache, once the transfer completed; nil when it is not cacheable.
@@ -96,14 +144,8 @@ final class CacheFill {
 
     /// Builds the stored form: gzip when the type is compressible and it saves at least 10%.
     static func makeObject(body: [UInt8], head: S3ResponseHead) -> CachedObject {
-        let contentType = head.header("Content-Type") ?? "application/octet-stream"
-        let extraNames: Set<String> = ["cache-control", "content-disposition", "content-language", "expires", "content-encoding"]
-        let extra = Passthrough.clientHeaders(head)
-            .filter { extraNames.contains($0.name.lowercased()) }
-            .map { ObjectMetadata.Header(name: $0.name, value: $0.value) }
-        let metadata = ObjectMetadata(
-            contentType: contentType, etag: head.header("ETag") ?? "", lastModified: head.header("Last-Modified") ?? "",
-            extraHeaders: extra)
+        let metadata = metadata(head)
+        let contentType = metadata.contentType
         // An object S3 already holds encoded (Content-Encoding set) is kept exactly as it is.
         if head.header("Content-Encoding") == nil, body.count >= minimumCompressibleSize,
            ContentCoding.isCompressible(contentType),
@@ -117,5 +159,28 @@ final class CacheFill {
         return CachedObject(
             body: body, isCompressed: false, originalLength: body.count, metadata: metadata,
             headerLines: CachedResponder.headerLines(metadata, originalLength: body.count, gzipLength: nil))
+    }
+
+    /// The same stored bytes with the metadata of `head`, a 304 or HEAD answer for the same
+    /// version (its entity tag is kept when `head` has none).
+    static func updating(_ object: CachedObject, from head: S3ResponseHead) -> CachedObject {
+        var metadata = metadata(head)
+        if metadata.etag.isEmpty { metadata.etag = object.metadata.etag }
+        if metadata.lastModified.isEmpty { metadata.lastModified = object.metadata.lastModified }
+        return CachedObject(
+            body: object.body, isCompressed: object.isCompressed, originalLength: object.originalLength, metadata: metadata,
+            headerLines: CachedResponder.headerLines(
+                metadata, originalLength: object.originalLength, gzipLength: object.isCompressed ? object.body.count : nil))
+    }
+
+    /// What is kept of S3's response headers: those relayed to clients on every answer.
+    private static func metadata(_ head: S3ResponseHead) -> ObjectMetadata {
+        let extraNames: Set<String> = ["cache-control", "content-disposition", "content-language", "expires", "content-encoding"]
+        let extra = Passthrough.clientHeaders(head)
+            .filter { extraNames.contains($0.name.lowercased()) }
+            .map { ObjectMetadata.Header(name: $0.name, value: $0.value) }
+        return ObjectMetadata(
+            contentType: head.header("Content-Type") ?? "application/octet-stream", etag: head.header("ETag") ?? "",
+            lastModified: head.header("Last-Modified") ?? "", extraHeaders: extra)
     }
 }

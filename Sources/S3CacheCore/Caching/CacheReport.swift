@@ -1,3 +1,5 @@
+import S3Client
+
 /// What the cache did for one response: the `X-Cache` value and the facts behind the
 /// standard `Cache-Status` header (RFC 9211).
 struct CacheReport: Equatable {
@@ -43,4 +45,22 @@ struct CacheReport: Equatable {
         if let detail { value += "; detail=\(detail)" }
         return value
     }
+}
+
+/// A read that failed once the cache had decided what it was doing: the error, and the report
+/// its error response carries (`X-Cache` and `Cache-Status` are on every read response).
+struct CacheReportedError: Error, CustomStringConvertible {
+    let underlying: any Error
+    let report: CacheReport
+
+    init(_ underlying: any Error, report: CacheReport) {
+        self.underlying = underlying
+        var report = report
+        if let backend = underlying as? S3Error {
+            if case let .service(status, _, _, _) = backend { report.forwardStatus = status } else { report.forwardStatus = nil }
+        }
+        self.report = report
+    }
+
+    var description: String { String(describing: underlying) }
 }

@@ -7,16 +7,18 @@ final class CachedReads {
     private let cache: ObjectCache
     private let store: any ObjectStore
     private let gate: BackendGate
+    private let fillBudget: FillBudget
     private let responder: CachedResponder
-    /// Longest a follower waits for the leader's fetch before answering 504.
-    private let flightTimeout: Double
+    /// Longest a follower waits without the leader's fetch receiving a byte before answering 504.
+    private let stallLimit: Double
 
-    init(cache: ObjectCache, store: any ObjectStore, gate: BackendGate, flightTimeout: Double) {
+    init(cache: ObjectCache, store: any ObjectStore, gate: BackendGate, fillBudget: FillBudget, stallLimit: Double) {
         self.cache = cache
         self.store = store
         self.gate = gate
+        self.fillBudget = fillBudget
         self.responder = CachedResponder(statistics: cache.statistics)
-        self.flightTimeout = flightTimeout
+        self.stallLimit = stallLimit
     }
 
     private var statistics: CacheStatistics { cache.statistics }
@@ -26,10 +28,10 @@ final class CachedReads {
         if request.range != nil {
             if let record = cache.freshRecord(key) { return try hit(record, request: request, response: response) }
             // A slice of an uncached object: let S3 cut it rather than download the whole object.
-            return try bypass(address, request: request, response: response, detail: "range")
+            return try bypass(address, stale: cache.staleRecord(key), request: request, response: response, detail: "range")
         }
         for _ in 0..<3 {
-            switch cache.access(key, reserveFetch: gate.tryAcquire) {
+            switch cache.access(key, reserveFetch: { gate.tryAcquire() }) {
             case let .hit(record):
                 return try hit(record, request: request, response: response)
             case let .leader(flight, stale):
@@ -43,15 +45,19 @@ final class CachedReads {
                 }
             }
         }
-        return try bypass(address, request: request, response: response, detail: "contended")
+        return try bypass(address, stale: nil, request: request, response: response, detail: "contended")
     }
 
     func head(_ address: ObjectAddress, request: ReadRequest, response: ResponseWriter) throws -> CacheReport {
-        if let record = cache.freshRecord(address.cacheKey) { return try hit(record, request: request, response: response) }
+        let key = address.cacheKey
+        if let record = cache.freshRecord(key) { return try hit(record, request: request, response: response) }
         var report = CacheReport(result: .miss, forwardStatus: 200)
-        try gate.withPermit {
+        let stale = cache.staleRecord(key)
+        if let answer = try askBackend(stale: stale, report: report, request: request, response: response, {
             try Passthrough(store: store).head(
                 address, headers: request.forwardedHeaders, response: response, extraHeaders: report.headers)
+        }) {
+            return answer
         }
         report.forwardStatus = response.status
         statistics.misses.add(1, ordering: .relaxed)
@@ -74,15 +80,17 @@ final class CachedReads {
     ) throws -> CacheReport {
         let key = address.cacheKey
         var completed = false
+        // Once only: the head may release the followers (`.uncacheable`) long before the end.
         func complete(_ outcome: Flight.Outcome) {
+            guard !completed else { return }
             cache.complete(flight, key: key, outcome: outcome)
             completed = true
         }
-        defer { if !completed { cache.complete(flight, key: key, outcome: .abandoned) } }
+        defer { complete(.abandoned) }
 
         let fill = CacheFill(
-            maxObjectSize: cache.settings.maxObjectSize, request: request, response: response,
-            report: CacheReport(result: .miss, forwardStatus: 200))
+            maxObjectSize: cache.settings.maxObjectSize, budget: fillBudget, request: request, response: response,
+            report: CacheReport(result: .miss, forwardStatus: 200), onUncacheable: { complete(.uncacheable) })
         let conditional: [(name: String, value: String)] = stale.flatMap { record in
             guard case let .object(object) = record.state, !object.metadata.etag.isEmpty else { return nil }
             return [("If-None-Match", object.metadata.etag)]
@@ -90,9 +98,13 @@ final class CachedReads {
         do {
             let head = try store.getObject(
                 bucket: address.bucket, key: address.key, headers: conditional,
-                onHead: { try fill.begin($0) }, onBody: { try fill.append($0) })
+                onHead: { try fill.begin($0) },
+                onBody: { chunk in
+                    flight.recordProgress()
+                    try fill.append(chunk)
+                })
             if head.status == 304, let stale {
-                let renewed = cache.renew(stale, key: key)
+                let renewed = cache.renew(stale, key: key, state: revalidated(stale, notModified: head, address: address))
                 complete(.record(renewed))
                 statistics.revalidations.add(1, ordering: .relaxed)
                 let report = CacheReport(result: .revalidated, forwardStatus: 304, stored: true)
@@ -106,6 +118,7 @@ final class CachedReads {
                 complete(.uncacheable)
                 statistics.bypasses.add(1, ordering: .relaxed)
             }
+            try fill.release()
             return fill.report
         } catch let error as S3Error where error.isNotFound {
             let record = cache.makeRecord(.missing, key: key)
@@ -119,15 +132,33 @@ final class CachedReads {
             if let stale, !response.headSent {
                 return try serveStale(stale, forwardStatus: error.status, detail: "stale-if-error", request: request, response: response)
             }
-            throw error
+            throw CacheReportedError(error, report: fill.report)
         } catch is CacheFill.NothingWanted {
             complete(.abandoned)
             statistics.bypasses.add(1, ordering: .relaxed)
             return fill.report
         } catch let error as S3Error {
             complete(.failed(error))
-            throw error
+            throw CacheReportedError(error, report: fill.report)
         }
+    }
+
+    /// The stale entry as S3's 304 describes it now. A 304 says the bytes are unchanged, not the
+    /// metadata: a copy in place changes `Content-Type` or `Cache-Control` and keeps the entity
+    /// tag. When the 304 carries the object's headers they are taken. When it does not, and its
+    /// `Last-Modified` differs from ours or is missing (moto sends none), a HEAD pinned to the
+    /// same tag fetches them; AWS's 304 has `Last-Modified`, so there a HEAD follows only a change.
+    private func revalidated(_ stale: CacheRecord, notModified: S3ResponseHead, address: ObjectAddress) -> CachedState {
+        guard case let .object(object) = stale.state else { return stale.state }
+        var current = notModified
+        if notModified.header("Content-Type") == nil {
+            guard notModified.header("Last-Modified") != object.metadata.lastModified,
+                  let head = try? store.headObject(
+                      bucket: address.bucket, key: address.key, headers: [("If-Match", object.metadata.etag)])
+            else { return stale.state }
+            current = head
+        }
+        return .object(CacheFill.updating(object, from: current))
     }
 
     /// Waits for another request's fetch. Returns nil when this request should try again
@@ -135,10 +166,10 @@ final class CachedReads {
     private func follow(
         _ flight: Flight, address: ObjectAddress, stale: CacheRecord?, request: ReadRequest, response: ResponseWriter
     ) throws -> CacheReport? {
-        // A follower holds a thread while S3 works: it counts against the same bound.
-        guard gate.tryAcquire() else { return try refuse(stale: stale, request: request, response: response) }
-        let outcome = flight.wait(timeout: flightTimeout)
-        gate.release()
+        // No backend permit while waiting: the leader holds the one this key needs, and a
+        // stampede of followers must not crowd out other keys' misses (or be refused itself).
+        let outcome = flight.wait(stallLimit: stallLimit)
+        let report = CacheReport(result: .miss, collapsed: true)
         switch outcome {
         case let .record(record)?:
             statistics.coalesced.add(1, ordering: .relaxed)
@@ -147,17 +178,18 @@ final class CachedReads {
             try responder.send(record, report: report, request: request, response: response)
             return report
         case .uncacheable?:
-            return try bypass(address, request: request, response: response, detail: "too-large")
+            return try bypass(address, stale: stale, request: request, response: response, detail: "too-large")
         case let .failed(error)?:
             if let stale, let backend = error as? S3Error, backend.isBackendFailure {
                 return try serveStale(stale, forwardStatus: backend.status, detail: "stale-if-error", request: request, response: response)
             }
-            throw error
+            throw CacheReportedError(error, report: report)
         case .abandoned?:
             return nil
         case nil:
             if let stale { return try serveStale(stale, forwardStatus: nil, detail: "stale-if-error", request: request, response: response) }
-            throw S3Error.timeout(message: "waited \(Int(flightTimeout)) s for another request's fetch")
+            throw CacheReportedError(
+                S3Error.timeout(message: "another request's fetch received nothing for \(Int(stallLimit)) s"), report: report)
         }
     }
 
@@ -165,7 +197,29 @@ final class CachedReads {
     private func refuse(stale: CacheRecord?, request: ReadRequest, response: ResponseWriter) throws -> CacheReport {
         statistics.backendRejections.add(1, ordering: .relaxed)
         if let stale { return try serveStale(stale, forwardStatus: nil, detail: "backend-busy", request: request, response: response) }
-        throw HTTPError.backendBusy
+        throw CacheReportedError(HTTPError.backendBusy, report: CacheReport(result: .miss, detail: "backend-busy"))
+    }
+
+    /// Runs a request S3 answers directly (HEAD, ranges, bypasses) under a backend permit: nil
+    /// when `body` answered; the stale copy's answer when S3 is busy or failing and one is held.
+    private func askBackend(
+        stale: CacheRecord?, report: CacheReport, request: ReadRequest, response: ResponseWriter, _ body: () throws -> Void
+    ) throws -> CacheReport? {
+        guard gate.tryAcquire() else { return try refuse(stale: stale, request: request, response: response) }
+        do {
+            defer { gate.release() }
+            try body()
+            return nil
+        } catch let error as S3Error where error.isBackendFailure && !response.headSent {
+            if let stale {
+                return try serveStale(stale, forwardStatus: error.status, detail: "stale-if-error", request: request, response: response)
+            }
+            throw CacheReportedError(error, report: report)
+        } catch let error as S3Error {
+            throw CacheReportedError(error, report: report)
+        } catch let error as HTTPError {
+            throw CacheReportedError(error, report: report)
+        }
     }
 
     private func serveStale(
@@ -177,19 +231,23 @@ final class CachedReads {
         return report
     }
 
-    private func bypass(_ address: ObjectAddress, request: ReadRequest, response: ResponseWriter, detail: String) throws -> CacheReport {
-        statistics.bypasses.add(1, ordering: .relaxed)
+    private func bypass(
+        _ address: ObjectAddress, stale: CacheRecord?, request: ReadRequest, response: ResponseWriter, detail: String
+    ) throws -> CacheReport {
         let report = CacheReport.bypass(detail)
-        try gate.withPermit {
+        if let answer = try askBackend(stale: stale, report: report, request: request, response: response, {
             try Passthrough(store: store).get(address, request: request, response: response, extraHeaders: report.headers)
+        }) {
+            return answer
         }
+        statistics.bypasses.add(1, ordering: .relaxed)
         return report
     }
 }
 
 extension ObjectAddress {
     /// One string per object: bucket names cannot contain `/`, so this is unambiguous.
-    var cacheKey: String { bucket + "/" + key }
+    var cacheKey: CacheKey { CacheKey(bucket + "/" + key) }
 }
 
 extension S3Error {

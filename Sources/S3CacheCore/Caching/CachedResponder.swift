@@ -13,25 +13,39 @@ final class CachedResponder {
         self.statistics = statistics
     }
 
-    /// The validator of the gzip representation: a distinct strong tag (as Apache's
-    /// mod_deflate does), so no cache in front of us can confuse it with the identity bytes.
-    static func gzipETag(_ etag: String) -> String {
-        guard etag.hasSuffix("\"") else { return etag + "-gzip" }
-        return String(etag.dropLast()) + "-gzip\""
-    }
-
     /// The header lines of a whole-object 200, rendered once when the object is stored.
     static func headerLines(_ metadata: ObjectMetadata, originalLength: Int, gzipLength: Int?) -> HeaderLines {
-        let common = commonHeaders(metadata, isCompressed: gzipLength != nil)
-        let identity = render(
-            [("Content-Type", metadata.contentType), ("Content-Length", String(originalLength)), ("ETag", metadata.etag),
-             ("Accept-Ranges", "bytes")] + common)
-        let gzip = gzipLength.map { length in
-            render(
-                [("Content-Type", metadata.contentType), ("Content-Encoding", "gzip"), ("Content-Length", String(length)),
-                 ("ETag", gzipETag(metadata.etag)), ("Accept-Ranges", "bytes")] + common)
+        let identity = render(wholeHeaders(metadata, originalLength: originalLength, gzipLength: gzipLength, sendsGzip: false))
+        let gzip = gzipLength.map { _ in
+            render(wholeHeaders(metadata, originalLength: originalLength, gzipLength: gzipLength, sendsGzip: true))
         }
         return HeaderLines(identity: identity, gzip: gzip ?? "")
+    }
+
+    /// The headers of a whole-object 200, identity or gzip.
+    private static func wholeHeaders(_ metadata: ObjectMetadata, originalLength: Int, gzipLength: Int?, sendsGzip: Bool)
+        -> [(name: String, value: String)]
+    {
+        let common = commonHeaders(metadata, isCompressed: gzipLength != nil)
+        if sendsGzip, let gzipLength {
+            return [("Content-Type", metadata.contentType), ("Content-Encoding", "gzip"), ("Content-Length", String(gzipLength)),
+                    ("ETag", EntityTags.gzipTag(metadata.etag)), ("Accept-Ranges", "bytes")] + common
+        }
+        return [("Content-Type", metadata.contentType), ("Content-Length", String(originalLength)), ("ETag", metadata.etag),
+                ("Accept-Ranges", "bytes")] + common
+    }
+
+    /// A whole-object 200 head: the lines rendered at store time, or, when the response must
+    /// be sandboxed (its `Content-Disposition` replaced), the same headers as a list.
+    private func sendWholeHead(_ object: CachedObject, gzip: Bool, report: CacheReport, response: ResponseWriter) throws {
+        if response.sandboxes(contentType: object.metadata.contentType) {
+            let headers = Self.wholeHeaders(
+                object.metadata, originalLength: object.originalLength,
+                gzipLength: object.isCompressed ? object.body.count : nil, sendsGzip: gzip)
+            try response.sendHead(status: 200, headers: headers + report.headers)
+        } else {
+            try response.sendHead(status: 200, prepared: gzip ? object.headerLines.gzip : object.headerLines.identity, headers: report.headers)
+        }
     }
 
     /// What every answer about the object carries, whatever its status and coding.
@@ -70,8 +84,8 @@ final class CachedResponder {
         let useGzip = object.isCompressed && acceptsGzip(request.acceptEncoding)
 
         if request.hasPreconditions {
-            let gzipTag = Self.gzipETag(metadata.etag)
-            switch request.evaluate(etags: [metadata.etag, gzipTag], strongETag: metadata.etag, lastModified: metadata.lastModified) {
+            let gzipTag = EntityTags.gzipTag(metadata.etag)
+            switch request.evaluate(etags: [metadata.etag, gzipTag], lastModified: metadata.lastModified) {
             case .notModified:
                 let common = Self.commonHeaders(metadata, isCompressed: object.isCompressed)
                 try response.sendHead(status: 304, headers: [("ETag", useGzip ? gzipTag : metadata.etag)] + common + report.headers)
@@ -101,10 +115,10 @@ final class CachedResponder {
                 ] + Self.commonHeaders(metadata, isCompressed: object.isCompressed) + report.headers)
             try sendOriginal(object, from: start, through: end, response: response)
         case .whole where useGzip:
-            try response.sendHead(status: 200, prepared: object.headerLines.gzip, headers: report.headers)
+            try sendWholeHead(object, gzip: true, report: report, response: response)
             try sendStored(object, response: response)
         case .whole:
-            try response.sendHead(status: 200, prepared: object.headerLines.identity, headers: report.headers)
+            try sendWholeHead(object, gzip: false, report: report, response: response)
             try sendOriginal(object, from: 0, through: length - 1, response: response)
         }
     }

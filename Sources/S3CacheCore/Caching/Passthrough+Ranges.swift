@@ -18,7 +18,9 @@ extension Passthrough {
             // S3 names the object's length only inside its XML error; RFC 9110 §15.5.17 wants
             // it in `Content-Range: bytes */length`, so that the client can ask again correctly.
             var failure = HTTPError(backend: error)
-            if let length = try? store.headObject(bucket: address.bucket, key: address.key, headers: []).header("Content-Length") {
+            if let text = try? store.headObject(bucket: address.bucket, key: address.key, headers: []).header("Content-Length"),
+               let length = Int64(text), length >= 0
+            {
                 failure.headers.append(("Content-Range", "bytes */\(length)"))
             }
             failure.headers += extraHeaders

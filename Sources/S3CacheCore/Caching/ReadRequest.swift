@@ -9,7 +9,9 @@ struct ReadRequest {
     var acceptEncoding: String?
 
     init(_ exchange: any Exchange) {
-        range = exchange.param("HTTP_RANGE")
+        // A range in another unit, or one we cannot read, is ignored (RFC 9110 §14.2): it
+        // must not make a 206 anywhere, neither from the cache nor from S3.
+        range = exchange.param("HTTP_RANGE").flatMap { ByteRange.isForwardable($0) ? $0 : nil }
         ifRange = exchange.param("HTTP_IF_RANGE")
         ifNoneMatch = exchange.param("HTTP_IF_NONE_MATCH")
         ifModifiedSince = exchange.param("HTTP_IF_MODIFIED_SINCE")
@@ -54,9 +56,13 @@ struct ReadRequest {
 
     /// Headers to forward when S3 answers the request itself (bypass): S3 then applies them.
     /// Use on `forBackend`, which has no `If-Range` left for S3 to ignore.
+    ///
+    /// The gateway's own gzip entity tags become S3's tag: S3 never issued them, and both name
+    /// the same version of the object.
     var forwardedHeaders: [(name: String, value: String)] {
-        [("Range", range), ("If-Range", ifRange), ("If-None-Match", ifNoneMatch), ("If-Modified-Since", ifModifiedSince),
-         ("If-Match", ifMatch), ("If-Unmodified-Since", ifUnmodifiedSince)]
+        [("Range", range), ("If-Range", ifRange), ("If-None-Match", ifNoneMatch.map(EntityTags.identityTags)),
+         ("If-Modified-Since", ifModifiedSince), ("If-Match", ifMatch.map(EntityTags.identityTags)),
+         ("If-Unmodified-Since", ifUnmodifiedSince)]
             .compactMap { name, value in value.map { (name, $0) } }
     }
 
@@ -72,13 +78,16 @@ struct ReadRequest {
         ifMatch != nil || ifUnmodifiedSince != nil || ifNoneMatch != nil || ifModifiedSince != nil
     }
 
-    func evaluate(etags: [String], strongETag: String, lastModified: String) -> Precondition {
+    ///
+    /// `etags` are every tag the gateway issues for the object: S3's, and the gzip form's when
+    /// it may be stored compressed. Both name the current version, so both satisfy `If-Match`
+    /// (strong comparison) and `If-None-Match` (weak comparison). `If-Range` is different: see
+    /// `byteRange`.
+    func evaluate(etags: [String], lastModified: String) -> Precondition {
         // Only the date conditionals need the object's date parsed.
         let modified = ifUnmodifiedSince != nil || ifModifiedSince != nil ? HTTPDate.parse(lastModified) : nil
         if let ifMatch {
-            let matches = ifMatch.trimmingWhitespace() == "*"
-                || ifMatch.split(separator: ",").contains { EntityTags.strongMatch(String($0), strongETag) }
-            if !matches { return .failed }
+            if !EntityTags.matchHits(ifMatch, anyOf: etags) { return .failed }
         } else if let ifUnmodifiedSince, let limit = HTTPDate.parse(ifUnmodifiedSince), let modified, modified > limit {
             return .failed
         }
@@ -91,6 +100,11 @@ struct ReadRequest {
     }
 
     /// The range to serve, honouring `If-Range` (a stale validator means: send everything).
+    ///
+    /// Ranges are always cut from the object as S3 holds it, never from the gzip form, so only
+    /// S3's own entity tag (`strongETag`) validates a range. A client holding part of the gzip
+    /// representation names its gzip tag and gets the whole response, never identity bytes to
+    /// splice onto gzip ones.
     func byteRange(length: Int, strongETag: String, lastModified: String) -> ByteRange {
         guard range != nil else { return .whole }
         if let ifRange {

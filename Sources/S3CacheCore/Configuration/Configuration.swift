@@ -25,6 +25,11 @@ public struct Configuration: Sendable, Equatable {
     /// `1048576` means 1 TiB; write `1048576b` or `1M`.
     /// `MAX_CACHE_SIZE=0` turns the cache off: every read goes to S3.
     public var maxObjectSize: Int64
+    /// Bytes cache fills in flight may hold together (`FILL_BUDGET`, default a quarter of the
+    /// cache, at least twice MAX_OBJECT_SIZE: a compressible object is held twice while it is
+    /// compressed); a fill that does not fit streams through uncached. The
+    /// worker's memory stays within MAX_CACHE_SIZE + FILL_BUDGET + a constant.
+    public var fillBudget: Int64
     /// Seconds a 404 from S3 is remembered (`NEGATIVE_TTL`, default 10).
     public var negativeTTL: Double
     /// Seconds past expiry an entry is kept for revalidation and served if S3 fails (`STALE_IF_ERROR`, default 3600).
@@ -34,8 +39,20 @@ public struct Configuration: Sendable, Equatable {
     /// Requests that may wait on S3 at once (`BACKEND_CONCURRENCY`, default three quarters of
     /// `FCGI_THREADS`); beyond it a miss gets 503 at once, so a slow S3 never takes every thread from cache hits.
     public var backendConcurrency: Int
+    /// PUTs that may be in progress at once (`UPLOAD_CONCURRENCY`, default half of
+    /// `FCGI_THREADS`, at least 1), counted apart from `BACKEND_CONCURRENCY`: past it an upload
+    /// gets 503 at once, and slow uploaders never take what reads need.
+    public var uploadConcurrency: Int
     /// Largest request body accepted by PUT, bytes, after gzip inflation (`MAX_UPLOAD_SIZE`, default 5G, S3's single-PUT limit).
     public var maxUploadSize: Int64
+    /// Largest object a gzip-encoded PUT may inflate to, bytes (`MAX_INFLATED_SIZE`, default 64M,
+    /// at most `MAX_UPLOAD_SIZE`). A small gzip body can inflate a thousandfold; this bounds the
+    /// spool file and the object such a body makes, apart from the limit on plain uploads.
+    public var maxInflatedSize: Int64
+    /// Buckets whose active content (HTML, SVG, XML, JavaScript) is served as a download in a
+    /// sandbox (`SAFE_CONTENT_BUCKETS`, comma-separated bucket names or `*`, default none), so
+    /// that what a writer uploads cannot run as the operator's site.
+    public var safeContentBuckets: BucketSet
     /// Where to accept FastCGI when not socket-activated (`FCGI_LISTEN`, default `/run/s3cache/s3cache.sock`).
     public var listen: ListenAddress
     /// Listen backlog for a socket we open ourselves (`FCGI_BACKLOG`, default 1024).
@@ -85,7 +102,14 @@ public struct Configuration: Sendable, Equatable {
                 variable: "MAX_OBJECT_SIZE", value: env.raw("MAX_OBJECT_SIZE") ?? String(objectSize),
                 reason: "cannot exceed half of MAX_CACHE_SIZE (\(cacheSize / 2) bytes)")
         }
+        let fillBudget = try env.size("FILL_BUDGET", default: max(2 * objectSize, cacheSize / 4), in: 0...(1 << 46))!
         let uploadSize = try env.size("MAX_UPLOAD_SIZE", default: 5 << 30, in: 1...(5 << 40))!
+        let inflatedSize = try env.size("MAX_INFLATED_SIZE", default: min(64 << 20, uploadSize), in: 1...uploadSize)!
+        let safeText = env.string("SAFE_CONTENT_BUCKETS", default: "")
+        guard let safeContentBuckets = BucketSet(parsing: safeText) else {
+            throw ConfigurationError(
+                variable: "SAFE_CONTENT_BUCKETS", value: safeText, reason: "expected bucket names separated by commas, or *")
+        }
         let socketMode = try env.octalMode("FCGI_SOCKET_MODE", default: 0o660)
         let listenText = env.string("FCGI_LISTEN", default: "/run/s3cache/s3cache.sock")
         guard let listen = ListenAddress.parse(listenText, socketMode: socketMode) else {
@@ -109,6 +133,12 @@ public struct Configuration: Sendable, Equatable {
                 variable: "BACKEND_CONCURRENCY", value: String(backendConcurrency),
                 reason: "must be below FCGI_THREADS (\(threads)) so that cache hits always have threads")
         }
+        let uploadConcurrency = try env.integer("UPLOAD_CONCURRENCY", default: max(1, threads / 2), in: 1...10_000)
+        guard uploadConcurrency < threads || threads == 1 else {
+            throw ConfigurationError(
+                variable: "UPLOAD_CONCURRENCY", value: String(uploadConcurrency),
+                reason: "must be below FCGI_THREADS (\(threads)) so that reads always have threads")
+        }
         return Configuration(
             s3: s3,
             accessRules: rules,
@@ -116,11 +146,15 @@ public struct Configuration: Sendable, Equatable {
             cacheTTL: try env.seconds("CACHE_TTL", default: 300, in: 0...(86_400 * 365)),
             cleanupInterval: try env.seconds("CLEANUP_INTERVAL", default: 60, in: 1...86_400),
             maxObjectSize: objectSize,
+            fillBudget: fillBudget,
             negativeTTL: try env.seconds("NEGATIVE_TTL", default: 10, in: 0...86_400),
             staleIfError: try env.seconds("STALE_IF_ERROR", default: 3600, in: 0...(86_400 * 30)),
             cachePolicy: policy,
             backendConcurrency: backendConcurrency,
+            uploadConcurrency: uploadConcurrency,
             maxUploadSize: uploadSize,
+            maxInflatedSize: inflatedSize,
+            safeContentBuckets: safeContentBuckets,
             listen: listen,
             backlog: Int32(try env.integer("FCGI_BACKLOG", default: 1024, in: 1...65_535)),
             threads: threads,

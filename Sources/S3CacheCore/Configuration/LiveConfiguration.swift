@@ -35,8 +35,10 @@ public final class LiveConfiguration: Sendable {
             keep(\.threads, "FCGI_THREADS")
             keep(\.maxCacheSize, "MAX_CACHE_SIZE")
             keep(\.maxObjectSize, "MAX_OBJECT_SIZE")
+            keep(\.fillBudget, "FILL_BUDGET")
             keep(\.cachePolicy, "CACHE_POLICY")
             keep(\.backendConcurrency, "BACKEND_CONCURRENCY")
+            keep(\.uploadConcurrency, "UPLOAD_CONCURRENCY")
             current = effective
             return deferred
         }

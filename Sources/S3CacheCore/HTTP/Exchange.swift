@@ -6,11 +6,17 @@ public import FastCGI
 public protocol Exchange: AnyObject {
     /// A CGI parameter: `REQUEST_METHOD`, `REQUEST_URI`, `HTTP_RANGE`, …
     func param(_ name: String) -> String?
+    /// A CGI parameter's bytes exactly as received (`param` writes bytes that are not UTF-8 as `%XX`).
+    func rawParam(_ name: String) -> [UInt8]?
     /// Up to `buffer.count` bytes of the request body; 0 at its end.
     func readBody(into buffer: UnsafeMutableRawBufferPointer) -> Int
     func write(_ bytes: UnsafeRawBufferPointer) throws
     func write(_ text: String) throws
     func flush() throws
+    /// Breaks the response off: the client must see it incomplete (its connection closed
+    /// before the end of the body), never as a complete response. For errors after the head
+    /// went out; nothing more is written afterwards.
+    func abort()
 }
 
 extension FastCGIRequest: Exchange {}

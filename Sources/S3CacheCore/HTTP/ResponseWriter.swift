@@ -7,6 +7,11 @@ final class ResponseWriter {
     private(set) var bodyBytesSent: Int64 = 0
     /// Set once the status line went out; from then on an error can only cut the body short.
     var headSent: Bool { status != 0 }
+    /// For object responses: the headers that keep uploaded content from acting as the site.
+    var contentSafety: ContentSafety?
+    /// Set once the client has everything the response promised (a bodyless response's head,
+    /// a complete generated response); a streamed body is not known to be complete here.
+    private(set) var isComplete = false
 
     init(exchange: any Exchange, isHead: Bool) {
         self.exchange = exchange
@@ -18,20 +23,39 @@ final class ResponseWriter {
         try sendHead(status: status, prepared: "", headers: headers)
     }
 
+    /// Whether a response of `contentType` must go out sandboxed (`ContentSafety`); callers with
+    /// prepared header lines check this first and send those headers as a list instead.
+    func sandboxes(contentType: String) -> Bool {
+        contentSafety?.sandboxes(contentType: contentType) ?? false
+    }
+
     /// Sends the status, header lines rendered beforehand (`Name: value` + CRLF each), then
     /// `headers`.
     func sendHead(status: Int, prepared: String, headers: [(name: String, value: String)]) throws {
         precondition(!headSent, "response head sent twice")
         var head = "Status: \(status) \(HTTPStatus.reason(status))\r\n"
         head += prepared
-        for (name, value) in headers {
+        var sandboxed = false
+        if let contentSafety {
+            head += ContentSafety.noSniff
+            if contentSafety.sandboxesActiveContent, status == 200 || status == 206,
+               let type = headers.first(where: { $0.name.lowercased() == "content-type" })?.value
+            {
+                sandboxed = contentSafety.sandboxes(contentType: type)
+            }
+        }
+        for (name, value) in headers where !(sandboxed && name.lowercased() == "content-disposition") {
             head += name
             head += ": "
             head += value
             head += "\r\n"
         }
+        if sandboxed {
+            for (name, value) in ContentSafety.sandboxHeaders { head += "\(name): \(value)\r\n" }
+        }
         head += "\r\n"
         self.status = status
+        isComplete = isHead || status == 204 || status == 304
         try exchange.write(head)
     }
 
@@ -53,6 +77,7 @@ final class ResponseWriter {
             headers: [("Content-Type", contentType), ("Content-Length", String(body.count)), ("Cache-Control", "no-store")]
                 + headers)
         try body.withUnsafeBytes { try sendBody($0) }
+        isComplete = true
     }
 
     func sendError(_ error: HTTPError) throws {

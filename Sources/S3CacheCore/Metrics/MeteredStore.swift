@@ -35,8 +35,8 @@ final class MeteredStore: ObjectStore {
         }
     }
 
-    func deleteObject(bucket: String, key: String) throws -> S3ResponseHead {
-        try measure(.delete) { try base.deleteObject(bucket: bucket, key: key) }
+    func deleteObject(bucket: String, key: String, headers: [(name: String, value: String)]) throws -> S3ResponseHead {
+        try measure(.delete) { try base.deleteObject(bucket: bucket, key: key, headers: headers) }
     }
 
     func headBucket(bucket: String) throws -> S3ResponseHead {

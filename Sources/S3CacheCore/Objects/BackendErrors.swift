@@ -15,6 +15,10 @@ extension HTTPError {
                 self = HTTPError(status: 404, code: "not_found", message: "no such bucket in the backend")
             case (404, _): self = .notFound
             case (412, _): self = HTTPError(status: 412, code: "precondition_failed", message: "precondition failed")
+            case (409, _):
+                self = HTTPError(
+                    status: 409, code: "conflict",
+                    message: "S3 refused the write: a conflicting write to the object is in progress\(detail.isEmpty ? "" : " (" + detail + ")")")
             case (416, _): self = HTTPError(status: 416, code: "range_not_satisfiable", message: "the requested range is not satisfiable")
             case (_, "EntityTooLarge"): self = HTTPError(status: 413, code: "payload_too_large", message: detail)
             case (400, _): self = HTTPError(status: 400, code: "bad_request", message: "S3 refused the request: \(detail)")
@@ -40,7 +44,9 @@ extension HTTPError {
 
     init(gzip error: GzipError) {
         switch error {
-        case let .tooLarge(limit): self = .payloadTooLarge(limit: limit)
+        case let .tooLarge(limit):
+            self = HTTPError(
+                status: 413, code: "payload_too_large", message: "the gzip body inflates to more than the \(limit)-byte limit")
         case let .corrupt(reason): self = .badRequest("request body is not valid gzip: \(reason)")
         case .setupFailed: self = .internalError("cannot inflate the request body")
         }

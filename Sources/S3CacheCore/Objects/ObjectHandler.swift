@@ -5,8 +5,11 @@ import S3Client
 /// client's HTTP and the store's objects.
 final class ObjectHandler {
     private let store: any ObjectStore
-    private let maxUploadSize: Int64
+    private let limits: UploadLimits
     private let gate: BackendGate
+    /// PUTs have their own bound: a slow uploader holds its thread and S3 connection for as long
+    /// as its client trickles, and must never use up what reads need.
+    private let uploadGate: BackendGate
     /// Nil when caching is off (`MAX_CACHE_SIZE=0`).
     private let cache: ObjectCache?
     private let cachedReads: CachedReads?
@@ -17,12 +20,18 @@ final class ObjectHandler {
         ("HTTP_CONTENT_LANGUAGE", "Content-Language"),
     ]
 
-    init(store: any ObjectStore, maxUploadSize: Int64, gate: BackendGate, cache: ObjectCache?, flightTimeout: Double) {
+    init(
+        store: any ObjectStore, limits: UploadLimits, gate: BackendGate, uploadGate: BackendGate, cache: ObjectCache?,
+        fillBudget: FillBudget, stallLimit: Double
+    ) {
         self.store = store
-        self.maxUploadSize = maxUploadSize
+        self.limits = limits
         self.gate = gate
+        self.uploadGate = uploadGate
         self.cache = cache
-        self.cachedReads = cache.map { CachedReads(cache: $0, store: store, gate: gate, flightTimeout: flightTimeout) }
+        self.cachedReads = cache.map {
+            CachedReads(cache: $0, store: store, gate: gate, fillBudget: fillBudget, stallLimit: stallLimit)
+        }
     }
 
     /// Serves one object request; returns what the cache did, when it was involved.
@@ -39,9 +48,11 @@ final class ObjectHandler {
             if let cachedReads { return try cachedReads.head(address, request: request, response: response) }
             try gate.withPermit { try Passthrough(store: store).head(address, headers: request.forwardedHeaders, response: response) }
         case .put:
-            try writing(address, response: response) { try put(address, exchange: exchange) }
+            try writing(address, gate: uploadGate, busy: .uploadsBusy, response: response) { try put(address, exchange: exchange) }
         case .delete:
-            try writing(address, response: response) { try delete(address) }
+            try writing(address, gate: gate, busy: .backendBusy, response: response) {
+                try delete(address, conditions: WriteConditions(exchange))
+            }
         }
         return nil
     }
@@ -51,25 +62,48 @@ final class ObjectHandler {
     /// The invalidation happens whatever the outcome (even a failed or timed-out write may have
     /// reached S3) and before the first byte of the answer, so a client that saw the 200 can
     /// never read the old version afterwards: a stale read after a write is the one thing the
-    /// cache must never do.
-    private func writing(_ address: ObjectAddress, response: ResponseWriter, _ body: () throws -> WriteAnswer) throws {
+    /// cache must never do. The one exception is a write refused on its preconditions (412, or
+    /// S3's 409 for a conflicting conditional write): the object is what it was, and so is the
+    /// cache's copy.
+    private func writing(
+        _ address: ObjectAddress, gate: BackendGate, busy: HTTPError, response: ResponseWriter, _ body: () throws -> WriteAnswer
+    ) throws {
+        guard gate.tryAcquire() else { throw busy }
         let answer: WriteAnswer
         do {
-            defer { cache?.invalidate(address.cacheKey) }
-            answer = try gate.withPermit(body)
+            defer { gate.release() }
+            answer = try body()
+        } catch {
+            if !Self.leftObjectUnchanged(error) { cache?.invalidate(address.cacheKey) }
+            throw error
         }
+        cache?.invalidate(address.cacheKey)
         try answer.send(response)
     }
 
+    private static func leftObjectUnchanged(_ error: any Error) -> Bool {
+        switch error {
+        case let error as HTTPError: return error.status == 412 || error.status == 409
+        case let .service(status, _, _, _) as S3Error: return status == 412 || status == 409
+        default: return false
+        }
+    }
+
     private func put(_ address: ObjectAddress, exchange: any Exchange) throws -> WriteAnswer {
+        // Everything about the request is checked before its body is read or S3 is asked.
+        var headers = try Self.storedHeaders(exchange, key: address.key)
+        let conditions = try WriteConditions(exchange)
         let body = try uploadBody(exchange)
         defer { body.close() }
-        var headers = forwarded(Self.forwardedWriteHeaders, from: exchange)
-        let contentType = exchange.param("CONTENT_TYPE").flatMap { $0.isEmpty ? nil : $0 }
-        headers.append(("Content-Type", contentType ?? ContentTypes.guess(forKey: address.key)))
-        if case .stream = body, let md5 = exchange.param("HTTP_CONTENT_MD5") {
+        if case .stream = body, let md5 = try Self.headerValue(exchange, "HTTP_CONTENT_MD5", name: "Content-MD5") {
             // Only for bodies sent as they are: the digest covers the bytes on the wire.
             headers.append(("Content-MD5", md5))
+        }
+        if !conditions.isEmpty {
+            // Checked here so that a refused write costs no upload (and for S3 servers that
+            // ignore `If-Match` on PUT); passed on as well, so that S3 checks them atomically.
+            try conditions.check(current: currentETag(address))
+            headers += conditions.forwarded
         }
         var received: Int64 = 0
         let expected = body.contentLength
@@ -92,30 +126,77 @@ final class ObjectHandler {
             etag: etag)
     }
 
-    private func delete(_ address: ObjectAddress) throws -> WriteAnswer {
+    private func delete(_ address: ObjectAddress, conditions: WriteConditions) throws -> WriteAnswer {
         // S3 answers 204 whether or not the key existed; our API promises 404 for a missing one.
-        _ = try store.headObject(bucket: address.bucket, key: address.key, headers: [])
-        try store.deleteObject(bucket: address.bucket, key: address.key)
+        let head = try store.headObject(bucket: address.bucket, key: address.key, headers: [])
+        try conditions.check(current: head.header("ETag") ?? "")
+        try store.deleteObject(bucket: address.bucket, key: address.key, headers: conditions.forwarded)
         return .deleted
+    }
+
+    /// S3's entity tag for the object, or nil when it does not exist.
+    private func currentETag(_ address: ObjectAddress) throws -> String? {
+        do {
+            return try store.headObject(bucket: address.bucket, key: address.key, headers: []).header("ETag") ?? ""
+        } catch let error as S3Error where error.isNotFound {
+            return nil
+        }
     }
 
     private func uploadBody(_ exchange: any Exchange) throws -> UploadBody {
         let encoding = (exchange.param("HTTP_CONTENT_ENCODING") ?? "").trimmingWhitespace().lowercased()
         switch encoding {
         case "gzip", "x-gzip":
-            return try UploadBody.inflating(from: exchange, limit: maxUploadSize)
+            return try UploadBody.inflating(from: exchange, limit: limits.maxInflatedSize)
         case "", "identity":
             guard let text = exchange.param("CONTENT_LENGTH"), !text.isEmpty else { throw HTTPError.lengthRequired }
             guard let length = Int64(text), length >= 0 else { throw HTTPError.badRequest("invalid Content-Length") }
-            guard length <= maxUploadSize else { throw HTTPError.payloadTooLarge(limit: maxUploadSize) }
+            guard length <= limits.maxUploadSize else { throw HTTPError.payloadTooLarge(limit: limits.maxUploadSize) }
             return .stream(contentLength: length)
         default:
             throw HTTPError.unsupportedEncoding(encoding)
         }
     }
 
-    private func forwarded(_ names: [(String, String)], from exchange: any Exchange) -> [(name: String, value: String)] {
-        names.compactMap { param, header in exchange.param(param).map { (header, $0) } }
+    /// The headers S3 stores with the object: `Content-Type` (guessed from the key when the
+    /// client sent none) and those in `forwardedWriteHeaders`.
+    private static func storedHeaders(_ exchange: any Exchange, key: String) throws -> [(name: String, value: String)] {
+        var headers: [(name: String, value: String)] = []
+        for (param, name) in forwardedWriteHeaders {
+            if let value = try headerValue(exchange, param, name: name) { headers.append((name, value)) }
+        }
+        let contentType = try headerValue(exchange, "CONTENT_TYPE", name: "Content-Type").flatMap { $0.isEmpty ? nil : $0 }
+        headers.append(("Content-Type", contentType ?? ContentTypes.guess(forKey: key)))
+        return headers
+    }
+
+    /// A request header S3 is to store and relay, exactly as the client sent it: refused with
+    /// 400 when its bytes are not UTF-8 (they could not reach S3 unchanged) or hold a control
+    /// character (every later reader of the object would get it).
+    static func headerValue(_ exchange: any Exchange, _ param: String, name: String) throws -> String? {
+        guard let bytes = exchange.rawParam(param) else { return nil }
+        guard let value = String(validating: bytes, as: UTF8.self) else {
+            throw HTTPError.badRequest("the \(name) header is not valid UTF-8")
+        }
+        guard HeaderValue.isSafe(value) else { throw HTTPError.badRequest("the \(name) header contains control characters") }
+        return value
+    }
+}
+
+/// The bounds on a PUT body.
+struct UploadLimits {
+    /// Largest body, plain or inflated (`MAX_UPLOAD_SIZE`).
+    var maxUploadSize: Int64
+    /// Largest object a gzip body may inflate to (`MAX_INFLATED_SIZE`).
+    var maxInflatedSize: Int64
+
+    init(maxUploadSize: Int64, maxInflatedSize: Int64) {
+        self.maxUploadSize = maxUploadSize
+        self.maxInflatedSize = min(maxInflatedSize, maxUploadSize)
+    }
+
+    init(_ configuration: Configuration) {
+        self.init(maxUploadSize: configuration.maxUploadSize, maxInflatedSize: configuration.maxInflatedSize)
     }
 }
 

@@ -21,8 +21,9 @@ public protocol ObjectStore: AnyObject {
         payloadSHA256: String?, body: (UnsafeMutableRawBufferPointer) throws -> Int
     ) throws -> S3ResponseHead
 
+    /// `headers` are conditions (`If-Match`) for S3 to check.
     @discardableResult
-    func deleteObject(bucket: String, key: String) throws -> S3ResponseHead
+    func deleteObject(bucket: String, key: String, headers: [(name: String, value: String)]) throws -> S3ResponseHead
 
     /// Whether the bucket exists and our credentials reach it (readiness checks).
     @discardableResult

@@ -13,8 +13,13 @@ struct Passthrough {
     ].map { ($0.lowercased(), $0) })
 
     /// The relayed headers of an S3 answer, spelled the same whatever case the server used.
+    /// A value holding a control character is dropped: relayed, it could split or smuggle
+    /// header lines, and S3 should never have stored it.
     static func clientHeaders(_ head: S3ResponseHead) -> [(name: String, value: String)] {
-        head.headers.compactMap { header in relayedHeaders[header.name.lowercased()].map { ($0, header.value) } }
+        head.headers.compactMap { header in
+            guard HeaderValue.isSafe(header.value) else { return nil }
+            return relayedHeaders[header.name.lowercased()].map { ($0, header.value) }
+        }
     }
 
     /// `Vary: Accept-Encoding` for types the cache may hold compressed: the same URL can then

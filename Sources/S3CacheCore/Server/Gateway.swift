@@ -7,6 +7,7 @@ import S3Client
 /// handler over this thread's store, and the access log.
 public final class Gateway {
     private let rules: AccessRules
+    private let safeContentBuckets: BucketSet
     private let store: any ObjectStore
     private let objects: ObjectHandler
     private let shared: SharedState
@@ -25,11 +26,15 @@ public final class Gateway {
         accessLog: AccessLog
     ) {
         self.rules = configuration.accessRules
+        self.safeContentBuckets = configuration.safeContentBuckets
         self.store = store
         self.shared = shared
         self.objects = ObjectHandler(
-            store: store, maxUploadSize: configuration.maxUploadSize, gate: shared.gate, cache: shared.cache,
-            flightTimeout: configuration.s3.connectTimeout + 2 * configuration.s3.readTimeout)
+            store: store, limits: UploadLimits(configuration), gate: shared.gate, uploadGate: shared.uploadGate,
+            cache: shared.cache,
+            fillBudget: shared.fillBudget,
+            // The leader's fetch may be silent that long before its own timeouts end it.
+            stallLimit: configuration.s3.connectTimeout + configuration.s3.readTimeout + 1)
         self.logger = logger
         self.recorder = recorder
         self.accessLog = accessLog
@@ -57,13 +62,23 @@ public final class Gateway {
         let response = ResponseWriter(exchange: exchange, isHead: method == "HEAD")
         var failure: (any Error)?
         var cacheReport: CacheReport?
+        var broken = false
+        if case let .object(address) = route {
+            response.contentSafety = ContentSafety(sandboxesActiveContent: safeContentBuckets.contains(address.bucket))
+        }
         do {
             cacheReport = try dispatch(method: method, route: route, exchange: exchange, response: response)
+        } catch let error as CacheReportedError {
+            failure = error.underlying
+            cacheReport = error.report
+            broken = answer(error.underlying, extraHeaders: error.report.headers, exchange: exchange, response: response)
         } catch {
             failure = error
-            answer(error, response: response)
+            broken = answer(error, exchange: exchange, response: response)
         }
-        log(exchange, method: method, route: route, response: response, cache: cacheReport, failure: failure, started: started)
+        log(
+            exchange, method: method, route: route, response: response, cache: cacheReport, failure: failure, broken: broken,
+            started: started)
     }
 
     private func dispatch(method: String, route: Route, exchange: any Exchange, response: ResponseWriter) throws -> CacheReport? {
@@ -106,24 +121,36 @@ public final class Gateway {
     }
 
     /// Sends the error response if the status line has not gone out yet; after that the
-    /// only honest thing is to cut the body short, which nginx passes on as a broken transfer.
-    private func answer(_ error: any Error, response: ResponseWriter) {
-        guard !response.headSent else { return }
-        let httpError: HTTPError
+    /// only honest thing is to break the response off, which nginx passes on as a broken
+    /// transfer (its client's connection closes before the end of the body). Returns whether
+    /// it did that.
+    private func answer(
+        _ error: any Error, extraHeaders: [(name: String, value: String)] = [], exchange: any Exchange, response: ResponseWriter
+    ) -> Bool {
+        guard !response.headSent else {
+            // A response that is whole already (a 304, a HEAD's headers, an error document)
+            // stands; so does one whose client went away, which nobody reads any more.
+            guard !response.isComplete, !(error is FastCGIError) else { return false }
+            exchange.abort()
+            return true
+        }
+        var httpError: HTTPError
         switch error {
         case let error as HTTPError: httpError = error
         case let error as S3Error: httpError = HTTPError(backend: error)
         case let error as GzipError: httpError = HTTPError(gzip: error)
         case let error as ClientAbort: httpError = .badRequest(error.description)
-        case is FastCGIError: return
+        case is FastCGIError: return false
         default: httpError = .internalError("unexpected error")
         }
+        httpError.headers += extraHeaders
         try? response.sendError(httpError)
+        return false
     }
 
     private func log(
         _ exchange: any Exchange, method: String, route: Route, response: ResponseWriter, cache: CacheReport?,
-        failure: (any Error)?, started: Int64
+        failure: (any Error)?, broken: Bool, started: Int64
     ) {
         let elapsed = monotonicNanoseconds() - started
         // 499 as nginx logs it: the client went away before a response could be sent.
@@ -131,7 +158,7 @@ public final class Gateway {
         var bucket: String?
         if case let .object(address) = route, rules.levels[address.bucket] != nil { bucket = address.bucket }
         recorder.record(method: method, status: status, bucket: bucket, nanoseconds: elapsed)
-        let serverFault = failure != nil && (response.status >= 500 || response.status == 0)
+        let serverFault = failure != nil && (response.status >= 500 || response.status == 0 || broken)
         guard accessLog.isEnabled(serverFault: serverFault) else { return }
         var entry = AccessLog.Entry(
             method: method, status: status, elapsedNanoseconds: elapsed, bytesSent: response.bodyBytesSent,

@@ -9,6 +9,10 @@ public final class SharedState: Sendable {
     /// Nil when caching is off.
     public let cache: ObjectCache?
     let gate: BackendGate
+    /// Bounds the PUTs in progress (`UPLOAD_CONCURRENCY`), apart from reads.
+    let uploadGate: BackendGate
+    /// Bytes the cache fills in flight may hold (`FILL_BUDGET`).
+    let fillBudget: FillBudget
     public let metrics: GatewayMetrics
     let readiness: Readiness
     /// The least severe level logged, access log included; a reload changes it.
@@ -22,6 +26,8 @@ public final class SharedState: Sendable {
         self.logLevel = logLevel ?? LogLevelSetting(configuration.logLevel)
         cache = configuration.maxCacheSize > 0 ? ObjectCache(settings: configuration.cacheSettings, clock: clock) : nil
         gate = BackendGate(limit: configuration.backendConcurrency)
+        uploadGate = BackendGate(limit: configuration.uploadConcurrency)
+        fillBudget = FillBudget(limit: Int(configuration.fillBudget))
         metrics = GatewayMetrics(registry: metricsRegistry, version: S3CacheVersion.current)
         readiness = Readiness(interval: readinessInterval)
     }
@@ -75,6 +81,9 @@ public final class SharedState: Sendable {
             ("expired", count(stats.expired)),
             ("backend_rejections", count(stats.backendRejections)),
             ("backend_in_flight", .int(Int64(gate.current))),
+            ("uploads_in_flight", .int(Int64(uploadGate.current))),
+            ("fill_bytes_in_flight", .int(Int64(fillBudget.current))),
+            ("fill_budget_bytes", .int(Int64(fillBudget.limit))),
             ("hit_ratio", .double(hits + misses > 0 ? Double(hits) / Double(hits + misses) : 0)),
             ("compression_ratio", .double(ratio)),
             ("original_bytes", .int(Int64(usage.originalBytes))),

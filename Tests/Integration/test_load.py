@@ -1,0 +1,232 @@
+"""Load: stampedes never become errors, followers of an object too large to keep are released
+as soon as S3's head says so, and cache fills in flight share a byte budget.
+
+Each test starts the stack with the worker's defaults except where the property needs a
+setting (a small FILL_BUDGET, a small MAX_OBJECT_SIZE)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from cache_support import cache_status, get, start_cache_stack, stats, wait_for
+from conftest import unique
+
+
+def concurrent_gets(stack, bucket: str, key: str, clients: int, timeout: float = 90):
+    barrier = threading.Barrier(clients)
+
+    def one(_):
+        barrier.wait()
+        return get(stack, bucket, key, timeout=timeout)
+
+    with ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(one, range(clients)))
+
+
+@pytest.fixture(scope="module")
+def default_stack():
+    """The worker's defaults (64 threads, BACKEND_CONCURRENCY 48), the shipped nginx snippets."""
+    c = start_cache_stack(slow_backend=True)
+    yield c
+    c.stop()
+
+
+@pytest.mark.parametrize("size", [1024, 1 << 20, 10 << 20], ids=["1KiB", "1MiB", "10MiB"])
+def test_a_stampede_of_200_gets_200_answers_and_makes_one_backend_get(default_stack, size):
+    stack, backend = default_stack.stack, default_stack.backend
+    key = f"{unique('stampede')}.bin"
+    body = os.urandom(size)
+    stack.boto3.put_object(Bucket="public", Key=key, Body=body)
+    # S3 takes a moment to answer, so that every client arrives while the fetch is in flight.
+    backend.add_rule(method="GET", path=f"/public/{key}", delay_request=1.0, times=1)
+    replies = concurrent_gets(stack, "public", key, 200)
+    statuses: dict[int, int] = {}
+    for reply in replies:
+        statuses[reply.status] = statuses.get(reply.status, 0) + 1
+    assert statuses == {200: 200}, statuses
+    digest = hashlib.sha256(body).digest()
+    assert all(hashlib.sha256(reply.body).digest() == digest for reply in replies)
+    assert backend.requests_seen("GET", f"/public/{key}") == 1
+
+
+@pytest.fixture(scope="module")
+def small_objects():
+    """Objects over 256 KiB are not kept; fills share 2 MiB."""
+    c = start_cache_stack(slow_backend=True, worker_env={
+        "MAX_CACHE_SIZE": "8M", "MAX_OBJECT_SIZE": "256K", "FILL_BUDGET": "2M"})
+    yield c
+    c.stop()
+
+
+def test_followers_of_a_too_large_object_get_bytes_before_the_leader_finishes(small_objects):
+    stack, backend = small_objects.stack, small_objects.backend
+    key = f"{unique('large')}.bin"
+    body = os.urandom(1 << 20)
+    stack.boto3.put_object(Bucket="public", Key=key, Body=body)
+    # The leader's download trickles for about 8 s; the followers' own downloads are fast.
+    backend.add_rule(method="GET", path=f"/public/{key}", trickle=(64 * 1024, 0.5), times=1)
+    results: list[tuple[float, float, bytes]] = []
+    lock = threading.Lock()
+
+    def fetch():
+        started = time.monotonic()
+        reply = get(stack, "public", key, timeout=60)
+        with lock:
+            results.append((started, time.monotonic() - started, reply.body))
+
+    leader = threading.Thread(target=fetch)
+    leader.start()
+    wait_for(lambda: backend.requests_seen("GET", f"/public/{key}") >= 1, 10, "the leader's GET")
+    time.sleep(0.5)
+    followers = [threading.Thread(target=fetch) for _ in range(3)]
+    for follower in followers:
+        follower.start()
+    for thread in [leader, *followers]:
+        thread.join(60)
+    assert len(results) == 4 and all(body_ == body for _, _, body_ in results)
+    slowest = max(seconds for _, seconds, _ in results)
+    fastest = min(seconds for _, seconds, _ in results)
+    assert slowest > 6, f"the leader's download was not slow ({slowest:.1f} s): the test proves nothing"
+    assert fastest < 3, f"followers waited for the leader's whole download ({fastest:.1f} s)"
+
+
+def test_fills_in_flight_share_the_fill_budget(small_objects):
+    """Sixteen concurrent misses of 200 KiB objects (each cacheable) need 3.2 MiB of fill
+    buffers; with FILL_BUDGET=2M ten fit, the rest stream through uncached, all bytes are right,
+    and the budget is all given back."""
+    stack, backend = small_objects.stack, small_objects.backend
+    keys = [f"{unique('fill')}.bin" for _ in range(16)]
+    bodies = {key: os.urandom(200 * 1024) for key in keys}
+    for key, body in bodies.items():
+        stack.boto3.put_object(Bucket="public", Key=key, Body=body)
+        # Each body takes about 2 s, so that every fill is open when the last head arrives.
+        backend.add_rule(method="GET", path=f"/public/{key}", trickle=(50 * 1024, 0.5), times=1)
+    barrier = threading.Barrier(len(keys))
+
+    def one(key):
+        barrier.wait()
+        return key, get(stack, "public", key, timeout=60)
+
+    with ThreadPoolExecutor(len(keys)) as pool:
+        results = list(pool.map(one, keys))
+    details = []
+    for key, reply in results:
+        assert reply.status == 200 and reply.body == bodies[key]
+        _, parameters = cache_status(reply)
+        details.append(parameters.get("detail"))
+    assert details.count("fill-budget") >= 4, details
+    assert details.count(None) >= 8, details
+    wait_for(lambda: stats(stack)["fill_bytes_in_flight"] == 0, 10, "the fill budget to be given back")
+    assert stats(stack)["fill_budget_bytes"] == 2 << 20
+
+
+@pytest.fixture(scope="module")
+def upload_bound():
+    c = start_cache_stack(threads=32, worker_env={"UPLOAD_CONCURRENCY": "4", "BACKEND_CONCURRENCY": "16"})
+    yield c
+    c.stop()
+
+
+class SlowUpload:
+    """A PUT whose body trickles at about 1 KiB/s on its own connection; ``finish`` reads the answer."""
+
+    def __init__(self, port: int, key: str, size: int = 64 * 1024):
+        import socket
+        self.size = size
+        self.socket = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.socket.sendall((f"PUT /objects/local/{key} HTTP/1.1\r\nHost: localhost\r\n"
+                             f"Content-Length: {size}\r\nContent-Type: application/octet-stream\r\n\r\n").encode())
+        self.sent = 0
+        self.answer = b""
+
+    def trickle(self, count: int = 1024) -> None:
+        if self.sent < self.size:
+            try:
+                self.socket.sendall(b"u" * min(count, self.size - self.sent))
+                self.sent += min(count, self.size - self.sent)
+            except OSError:
+                self.sent = self.size
+
+    def status_if_answered(self) -> int | None:
+        self.socket.setblocking(False)
+        try:
+            self.answer += self.socket.recv(65536)
+        except BlockingIOError:
+            pass
+        except OSError:
+            return -1
+        finally:
+            self.socket.setblocking(True)
+        if self.answer.startswith(b"HTTP/1.1 "):
+            return int(self.answer[9:12])
+        return None
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def test_slow_uploads_leave_misses_and_hits_working(upload_bound):
+    stack = upload_bound.stack
+    hot = f"{unique('hot')}.bin"
+    stack.boto3.put_object(Bucket="public", Key=hot, Body=b"hot" * 100)
+    assert get(stack, "public", hot).status == 200
+    uploads = [SlowUpload(stack.port, f"{unique('slow-up')}.bin") for _ in range(40)]
+    try:
+        for _ in range(3):       # a few seconds of trickling: every upload is under way
+            for upload in uploads:
+                upload.trickle()
+            time.sleep(0.5)
+        refused = [upload for upload in uploads if upload.status_if_answered() == 503]
+        assert len(refused) >= 30, f"only {len(refused)} of 40 uploads were refused past UPLOAD_CONCURRENCY=4"
+        assert all(b"uploads_busy" in upload.answer for upload in refused)
+        for _ in range(10):
+            started = time.monotonic()
+            hit = get(stack, "public", hot)
+            miss_key = f"{unique('miss')}.bin"
+            stack.boto3.put_object(Bucket="public", Key=miss_key, Body=b"miss")
+            miss = get(stack, "public", miss_key)
+            assert hit.status == 200 and miss.status == 200 and miss.body == b"miss"
+            assert time.monotonic() - started < 2, "a hit and a miss took more than 2 s beside slow uploads"
+            for upload in uploads:
+                upload.trickle()
+    finally:
+        for upload in uploads:
+            upload.close()
+
+
+def worker_threads(stack) -> int:
+    for line in open(f"/proc/{stack.worker_pid}/status"):
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads: line")
+
+
+def test_stop_continue_and_stray_signals_leave_every_thread_serving(upload_bound):
+    """SIGSTOP/SIGCONT (a debugger, a container freeze) and a stray SIGUSR2 (the pool's own wake
+    signal) interrupt the threads' waits with EINTR: that must never end a thread."""
+    import signal
+    stack = upload_bound.stack
+    key = f"{unique('signals')}.bin"
+    stack.boto3.put_object(Bucket="public", Key=key, Body=b"still here")
+    assert get(stack, "public", key).status == 200
+    before = worker_threads(stack)
+    for _ in range(3):
+        os.kill(stack.worker_pid, signal.SIGSTOP)
+        time.sleep(0.2)
+        os.kill(stack.worker_pid, signal.SIGCONT)
+        time.sleep(0.2)
+        os.kill(stack.worker_pid, signal.SIGUSR2)
+        time.sleep(0.2)
+    assert stack.worker_alive()
+    time.sleep(0.5)
+    assert worker_threads(stack) == before, "worker threads ended on EINTR"
+    # Every thread still takes work: more concurrent clients than threads, all answered.
+    replies = concurrent_gets(stack, "public", key, 48)
+    assert [reply.status for reply in replies] == [200] * 48
+    assert worker_threads(stack) == before
