@@ -31,7 +31,7 @@ import Testing
             let request = ReadRequest(
                 range: nil, ifRange: nil, ifNoneMatch: nil, ifModifiedSince: "Sun, 06 Nov -2147483648 08:49:37 GMT",
                 ifMatch: nil, ifUnmodifiedSince: nil, acceptEncoding: nil)
-            _ = request.evaluate(etags: ["\"a\""], strongETag: "\"a\"", lastModified: "Sun, 06 Nov 1994 08:49:37 GMT")
+            _ = request.evaluate(etags: ["\"a\""], lastModified: "Sun, 06 Nov 1994 08:49:37 GMT")
         }
     }
 
