@@ -50,6 +50,16 @@ let package = Package(
         // The eviction-policy simulator (bench/README.md): the worker's own policies on synthetic traces.
         .executableTarget(name: "cachesim", dependencies: ["ObjectCache"], path: "bench/cachesim", swiftSettings: swiftSettings),
 
+        // libFuzzer targets (fuzz/README.md): `fuzz/run` builds them with --sanitize=fuzzer,address
+        // and -D FUZZING (libFuzzer's main); a plain build links them as replayers of corpus files.
+        .target(name: "FuzzSupport", path: "fuzz/Support", swiftSettings: swiftSettings),
+        fuzzTarget("route", testing: "S3CacheCore"),
+        fuzzTarget("read-request", testing: "S3CacheCore"),
+        fuzzTarget("http-date", testing: "S3CacheCore"),
+        fuzzTarget("configuration", testing: "S3CacheCore"),
+        fuzzTarget("fastcgi-params", testing: "FastCGI"),
+        fuzzTarget("s3-error", testing: "S3Client"),
+
         .testTarget(name: "GzipTests", dependencies: ["Gzip"], swiftSettings: swiftSettings),
         .testTarget(name: "ObjectCacheTests", dependencies: ["ObjectCache"], swiftSettings: swiftSettings),
         .testTarget(name: "S3ClientTests", dependencies: ["S3Client"], swiftSettings: swiftSettings),
@@ -61,3 +71,10 @@ let package = Package(
         ),
     ]
 )
+
+/// `fuzz-<name>`, from fuzz/Targets/<name>/main.swift.
+func fuzzTarget(_ name: String, testing module: String) -> Target {
+    .executableTarget(
+        name: "fuzz-\(name)", dependencies: ["FuzzSupport", .target(name: module)], path: "fuzz/Targets/\(name)",
+        swiftSettings: swiftSettings)
+}

@@ -40,24 +40,28 @@ public struct S3ErrorDocument: Sendable, Equatable {
 
     /// Replaces the five predefined XML entities and numeric references; anything else
     /// that starts with `&` is left as it is.
+    ///
+    /// Scalar by scalar, not by `Character`: a combining mark after the `;` would otherwise
+    /// form one character with it, and the reference would go undecoded.
     static func decodeEntities(_ text: String) -> String {
-        guard text.contains("&") else { return text }
-        var output = ""
-        var rest = Substring(text)
-        while let ampersand = rest.firstIndex(of: "&") {
-            output += rest[..<ampersand]
-            rest = rest[ampersand...]
-            guard let semicolon = rest.prefix(12).firstIndex(of: ";"),
-                let decoded = entity(rest[rest.index(after: ampersand)..<semicolon])
+        guard text.utf8.contains(UInt8(ascii: "&")) else { return text }
+        let scalars = Array(text.unicodeScalars)
+        var output = String.UnicodeScalarView()
+        var index = 0
+        while index < scalars.count {
+            let scalar = scalars[index]
+            index += 1
+            guard scalar == "&",
+                let semicolon = scalars[index..<min(index + 11, scalars.count)].firstIndex(of: ";"),
+                let decoded = entity(Substring(String(String.UnicodeScalarView(scalars[index..<semicolon]))))
             else {
-                output.append("&")
-                rest = rest.dropFirst()
+                output.append(scalar)
                 continue
             }
-            output += decoded
-            rest = rest[rest.index(after: semicolon)...]
+            output.append(contentsOf: decoded.unicodeScalars)
+            index = semicolon + 1
         }
-        return output + rest
+        return String(output)
     }
 
     private static func entity(_ name: Substring) -> String? {

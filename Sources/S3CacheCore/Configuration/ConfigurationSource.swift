@@ -74,7 +74,10 @@ public struct ConfigurationSource: Sendable {
 enum ConfigurationFile {
     static func parse(_ text: String, path: String) throws(ConfigurationError) -> [String: String] {
         var values: [String: String] = [:]
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character, not "\n": a file saved with CRLF line ends would otherwise
+        // be one line, every later assignment swallowed into the first value.
+        let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
+        for (index, rawLine) in lines.enumerated() {
             var line = rawLine.trimmingWhitespace()
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
             if line.hasPrefix("export ") { line = String(line.dropFirst("export ".count)).trimmingWhitespace() }

@@ -19,7 +19,9 @@ public enum Route: Equatable, Sendable {
     /// We never route on nginx's normalised `$uri`: it has already resolved `..` and decoded
     /// escapes, which is exactly what must be refused rather than followed into another bucket.
     public static func parse(requestURI: String) -> Route {
-        let path = requestURI[..<(requestURI.firstIndex(of: "?") ?? requestURI.endIndex)]
+        // Bytes, not Characters, throughout: a combining mark after `?` or `/` would make one
+        // Character with it, and the query or the split would go unnoticed.
+        let path = requestURI[..<(requestURI.utf8.firstIndex(of: UInt8(ascii: "?")) ?? requestURI.endIndex)]
         switch path {
         case "/health": return .health
         case "/ready": return .ready
@@ -28,12 +30,14 @@ public enum Route: Equatable, Sendable {
         default: break
         }
         let prefix = "/objects/"
-        guard path.hasPrefix(prefix) else { return path == "/objects" ? .invalidObject(reason: "missing bucket and key") : .notFound }
-        let rest = path.dropFirst(prefix.count)
+        guard path.utf8.starts(with: prefix.utf8) else {
+            return path == "/objects" ? .invalidObject(reason: "missing bucket and key") : .notFound
+        }
+        let rest = path[path.utf8.index(path.startIndex, offsetBy: prefix.utf8.count)...]
         // Split on the raw `/` first: an encoded %2F inside the bucket part stays in the bucket
         // name (and fails its rules) instead of moving the split.
-        guard let slash = rest.firstIndex(of: "/") else { return .invalidObject(reason: "missing object key") }
-        switch ObjectAddress.validated(rawBucket: rest[..<slash], rawKey: rest[rest.index(after: slash)...]) {
+        guard let slash = rest.utf8.firstIndex(of: UInt8(ascii: "/")) else { return .invalidObject(reason: "missing object key") }
+        switch ObjectAddress.validated(rawBucket: rest[..<slash], rawKey: rest[rest.utf8.index(after: slash)...]) {
         case let .success(address): return .object(address)
         case let .failure(problem): return .invalidObject(reason: problem.reason)
         }

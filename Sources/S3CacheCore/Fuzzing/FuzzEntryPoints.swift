@@ -1,0 +1,188 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Entry points for the fuzz targets in `fuzz/` (fuzz/README.md): each takes arbitrary bytes,
+/// runs one of this module's parsers on them and traps (`fuzzCheck`) when a cheap invariant
+/// does not hold, which libFuzzer reports as a crash like any other trap.
+///
+/// `package` access: the parsers stay internal to the module, the fuzz targets in this
+/// package can reach them, nothing outside it can.
+package enum CoreFuzzing {
+    /// `Route.parse` with percent decoding: the query does not matter, an object address is
+    /// valid, and encoded again it routes to itself (decoded exactly once).
+    package static func route(_ data: UnsafeRawBufferPointer) {
+        let uri = String(decoding: data, as: UTF8.self)
+        let route = Route.parse(requestURI: uri)
+        let path = uri.utf8.split(separator: UInt8(ascii: "?"), maxSplits: 1, omittingEmptySubsequences: false).first ?? []
+        // The query never changes the route: it starts at the first `?` byte.
+        let withoutQuery = Route.parse(requestURI: String(decoding: path, as: UTF8.self))
+        fuzzCheck(withoutQuery == route, "\(uri.debugDescription) routes to \(route), its path alone to \(withoutQuery)")
+        switch route {
+        case let .object(address):
+            fuzzCheck(BucketName.isValid(address.bucket), "invalid bucket accepted: \(address.bucket.debugDescription)")
+            let key = Array(address.key.utf8)
+            fuzzCheck(!key.isEmpty && key.count <= ObjectAddress.maxKeyBytes, "key length \(key.count) accepted")
+            fuzzCheck(!key.contains { $0 < 0x20 || $0 == 0x7f }, "control character in key \(address.key.debugDescription)")
+            let dotSegment = key.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).contains {
+                $0.elementsEqual([UInt8(ascii: ".")]) || $0.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")])
+            }
+            fuzzCheck(!dotSegment, "dot segment in key \(address.key.debugDescription)")
+            fuzzCheck(path.starts(with: "/objects/".utf8), "object route without /objects/: \(uri.debugDescription)")
+            let again = "/objects/\(percentEncoded(address.bucket))/\(percentEncoded(address.key))?query"
+            fuzzCheck(Route.parse(requestURI: again) == route, "\(again.debugDescription) does not route back to \(address)")
+        case .health, .ready, .stats, .metrics:
+            let expected = route == .health ? "/health" : route == .ready ? "/ready" : route == .stats ? "/stats" : "/metrics"
+            fuzzCheck(path.elementsEqual(expected.utf8), "\(uri.debugDescription) routed to \(expected)")
+        case .invalidObject, .notFound:
+            break
+        }
+    }
+
+    /// Everything but unreserved characters and `/` as `%XX`.
+    private static func percentEncoded(_ text: String) -> String {
+        let digits = Array("0123456789ABCDEF".utf8)
+        var output: [UInt8] = []
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
+                output.append(byte)
+            default:
+                output += [UInt8(ascii: "%"), digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]]
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// `Range`, `If-Range`, the conditionals and `Accept-Encoding` (`ReadRequest`, `ByteRange`,
+    /// `EntityTags`, `ContentCoding`). The input is lines: the object's length, its strong
+    /// ETag, its `Last-Modified`, then `Range`, `If-Range`, `If-None-Match`,
+    /// `If-Modified-Since`, `If-Match`, `If-Unmodified-Since`, `Accept-Encoding`; a missing
+    /// line or a line that is exactly `\u{1}` is an absent header.
+    package static func readRequest(_ data: UnsafeRawBufferPointer) {
+        let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
+        func line(_ index: Int) -> String? { index < lines.count && lines[index] != "\u{1}" ? lines[index] : nil }
+        // Lengths up to Int.max: the parser must not overflow on any of them.
+        let length = line(0).flatMap { Int($0) }.map { $0 == Int.min ? 0 : abs($0) } ?? 1000
+        let strongETag = line(1) ?? "\"abc\""
+        let lastModified = line(2) ?? "Sun, 06 Nov 1994 08:49:37 GMT"
+        let request = ReadRequest(
+            range: line(3), ifRange: line(4), ifNoneMatch: line(5), ifModifiedSince: line(6), ifMatch: line(7),
+            ifUnmodifiedSince: line(8), acceptEncoding: line(9))
+
+        let parsed = ByteRange.parse(request.range, length: length)
+        checkRange(parsed, length: length, header: request.range)
+        let served = request.byteRange(length: length, strongETag: strongETag, lastModified: lastModified)
+        checkRange(served, length: length, header: request.range)
+        fuzzCheck(served == .whole || served == parsed, "If-Range changed the range itself: \(served) against \(parsed)")
+        if request.ifRange == nil { fuzzCheck(served == parsed, "byteRange \(served) differs from ByteRange.parse \(parsed)") }
+
+        let precondition = request.evaluate(etags: [strongETag], lastModified: lastModified)
+        if !request.hasPreconditions { fuzzCheck(precondition == .proceed, "\(precondition) without a precondition header") }
+        if request.ifMatch?.trimmingWhitespace() == "*", request.ifNoneMatch == nil, request.ifModifiedSince == nil {
+            fuzzCheck(precondition == .proceed, "If-Match: * failed")
+        }
+        if let ifNoneMatch = request.ifNoneMatch, ifNoneMatch.trimmingWhitespace() == "*" {
+            fuzzCheck(EntityTags.noneMatchHits(ifNoneMatch, anyOf: []), "If-None-Match: * did not match")
+        }
+
+        let backend = request.forBackend
+        fuzzCheck(backend.range == nil || backend.ifRange == nil, "S3 would be sent Range with If-Range")
+        fuzzCheck(!backend.withoutRange.forwardedHeaders.contains { $0.name == "Range" || $0.name == "If-Range" },
+                  "withoutRange still forwards a range")
+
+        let accepts = ContentCoding.acceptsGzip(request.acceptEncoding)
+        if request.acceptEncoding == nil { fuzzCheck(!accepts, "gzip accepted without Accept-Encoding") }
+        if request.acceptEncoding == "gzip" { fuzzCheck(accepts, "Accept-Encoding: gzip refused") }
+        _ = ContentCoding.isCompressible(request.acceptEncoding ?? "")
+    }
+
+    private static func checkRange(_ range: ByteRange, length: Int, header: String?) {
+        switch range {
+        case let .partial(start, end):
+            fuzzCheck(0 <= start && start <= end && end < length,
+                      "range \(start)-\(end) outside an object of \(length) bytes from \(String(describing: header).debugDescription)")
+        case .whole, .unsatisfiable:
+            break
+        }
+    }
+
+    /// `HTTPDate.parse`: a date it accepts, formatted again as an IMF-fixdate, parses to the
+    /// same instant.
+    package static func httpDate(_ data: UnsafeRawBufferPointer) {
+        let text = String(decoding: data, as: UTF8.self)
+        guard let seconds = HTTPDate.parse(text) else { return }
+        var time = time_t(seconds)
+        var fields = tm()
+        guard gmtime_r(&time, &fields) != nil else { return }
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        // An IMF-fixdate's year has four digits.
+        let year = Int64(fields.tm_year) + 1900
+        guard (0...9999).contains(year) else { return }
+        let fourDigitYear = String(repeating: "0", count: 4 - String(year).count) + String(year)
+        let formatted = "\(days[Int(fields.tm_wday)]), \(two(fields.tm_mday)) \(months[Int(fields.tm_mon)]) \(fourDigitYear) "
+            + "\(two(fields.tm_hour)):\(two(fields.tm_min)):\(two(fields.tm_sec)) GMT"
+        fuzzCheck(HTTPDate.parse(formatted) == seconds, "\(text.debugDescription) parsed to \(seconds), formatted \(formatted) does not")
+    }
+
+    /// The configuration file and the settings it holds: `ConfigurationFile.parse`, then
+    /// `Configuration.load` (sizes, durations, access rules, listen address, …). The first
+    /// line is also given to `parseSize` alone.
+    package static func configuration(_ data: UnsafeRawBufferPointer) {
+        let text = String(decoding: data, as: UTF8.self)
+        let firstLine = String(text.prefix { $0 != "\n" })
+        if let size = EnvironmentReader.parseSize(firstLine.trimmingWhitespace()) {
+            fuzzCheck(size >= 0, "negative size \(size) from \(firstLine.debugDescription)")
+            fuzzCheck(EnvironmentReader.parseSize("\(size)b") == size, "\(size)b does not parse back")
+        }
+        let values: [String: String]
+        do {
+            values = try ConfigurationFile.parse(text, path: "fuzz.conf")
+        } catch {
+            fuzzCheck(error.variable == "--config", "file error names \(error.variable)")
+            return
+        }
+        // The same file saved with CRLF line ends holds the same settings.
+        if !text.unicodeScalars.contains("\r") {
+            let crlf = (try? ConfigurationFile.parse(text.split(separator: "\n", omittingEmptySubsequences: false)
+                .joined(separator: "\r\n"), path: "fuzz.conf"))
+            fuzzCheck(crlf == values, "with CRLF line ends \(text.debugDescription) reads as \(String(describing: crlf))")
+        }
+        do {
+            let configuration = try Configuration.load(from: values)
+            fuzzCheck(configuration.maxObjectSize <= configuration.maxCacheSize / 2, "object size above half the cache")
+            fuzzCheck(configuration.backendConcurrency < configuration.threads || configuration.threads == 1,
+                      "backend concurrency \(configuration.backendConcurrency) with \(configuration.threads) threads")
+            let rules = configuration.accessRules
+            fuzzCheck((try? AccessRules(parsing: rules.description)) == rules, "access rules \(rules) do not parse back")
+            _ = configuration.cacheSettings
+        } catch {
+            if ConfigurationError.isSecret(error.variable) {
+                fuzzCheck(error.value == "<redacted>", "secret \(error.variable) not redacted")
+            }
+        }
+    }
+}
+
+/// A broken invariant: a trap with the reason, which libFuzzer reports as a crash.
+func fuzzCheck(_ condition: Bool, _ message: @autoclosure () -> String, file: StaticString = #fileID, line: UInt = #line) {
+    if !condition { fatalError("fuzz invariant: \(message())", file: file, line: line) }
+}
+
+extension ReadRequest {
+    /// A request from header values directly, as the fuzz target builds it.
+    init(range: String?, ifRange: String?, ifNoneMatch: String?, ifModifiedSince: String?, ifMatch: String?,
+         ifUnmodifiedSince: String?, acceptEncoding: String?) {
+        self.range = range
+        self.ifRange = ifRange
+        self.ifNoneMatch = ifNoneMatch
+        self.ifModifiedSince = ifModifiedSince
+        self.ifMatch = ifMatch
+        self.ifUnmodifiedSince = ifUnmodifiedSince
+        self.acceptEncoding = acceptEncoding
+    }
+}
