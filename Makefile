@@ -2,7 +2,7 @@
 #
 #   make build      install the build libraries, build .build/release/s3cache
 #   make run        install what is needed, build, start moto + worker + nginx on 127.0.0.1:8080
-#   make test       install what is needed, build, run every test (unit and integration)
+#   make test       install what is needed, build, run every test (unit, unit under ASan and TSan, integration)
 #   make install    binary, systemd units, nginx snippets into their usual places
 #   make uninstall  remove what make install put there
 #   make deb        dist/s3cache_<version>_<arch>.deb (binary with Swift's runtime linked in)
@@ -44,7 +44,7 @@ DEB_BINARY := $(DEB_SCRATCH)/release/s3cache
 DEB := dist/s3cache_$(DEB_VERSION)_$(DEB_ARCH).deb
 DEB_FILES := $(wildcard systemd/* nginx/* packaging/* packaging/debian/*)
 
-.PHONY: all deps build-deps build run test unit-test integration-test install uninstall deb clean
+.PHONY: all deps build-deps build run test unit-test sanitizer-test integration-test install uninstall deb clean
 
 all: build
 
@@ -63,10 +63,18 @@ run: deps build
 	MOTO_SERVER=$(MOTO_SERVER) $(PYTHON) scripts/stack.py run --port $(PORT)
 
 test: deps build
-	$(MAKE) --no-print-directory unit-test integration-test
+	$(MAKE) --no-print-directory unit-test sanitizer-test integration-test
 
 unit-test:
 	MOTO_SERVER=$(MOTO_SERVER) $(SWIFT) test
+
+# The unit suite under AddressSanitizer (with LeakSanitizer) and ThreadSanitizer, each in its own
+# scratch path. The suppression files say what they hide and why (README, Development).
+sanitizer-test:
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt MOTO_SERVER=$(MOTO_SERVER) \
+		$(SWIFT) test --sanitize=address --scratch-path .build-asan
+	TSAN_OPTIONS=suppressions=$(CURDIR)/Tests/tsan-suppressions.txt MOTO_SERVER=$(MOTO_SERVER) \
+		$(SWIFT) test --sanitize=thread --scratch-path .build-tsan
 
 integration-test:
 	S3CACHE_BIN=$(CURDIR)/$(BINARY) MOTO_SERVER=$(MOTO_SERVER) $(PYTHON) -m pytest -ra $(PYTEST_ARGS) Tests/Integration
@@ -127,4 +135,4 @@ $(BINARY): $(SWIFT_SOURCES)
 	@touch $@
 
 clean:
-	rm -rf .build $(DEB_SCRATCH) dist
+	rm -rf .build .build-asan .build-tsan .build-fuzz $(DEB_SCRATCH) dist

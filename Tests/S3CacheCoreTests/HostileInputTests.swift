@@ -84,10 +84,11 @@ import Testing
             Issue.record("a first access leads")
             return
         }
-        guard case .leader = cache.access(nfd) else {
+        guard case let .leader(other, _) = cache.access(nfd) else {
             Issue.record("an equivalent key must not join another key's flight")
             return
         }
+        cache.complete(other, key: nfd, outcome: .abandoned)
         cache.complete(flight, key: nfc, outcome: .record(cache.makeRecord(.missing, key: nfc)))
         #expect(cache.freshRecord(nfc) != nil)
         #expect(cache.freshRecord(nfd) == nil)
