@@ -278,3 +278,45 @@ def test_idle_kept_connections_hold_no_thread(four_threads):
     assert not failures, failures[:5]
     assert len(latencies) == 640
     assert max(latencies) < 5, f"a request waited {max(latencies):.1f} s for a thread"
+
+
+@pytest.fixture(scope="module")
+def short_nginx_wait():
+    """The worker told that nginx waits 8 s for a silent request (NGINX_READ_TIMEOUT) and S3's
+    timeouts are 1 + 2 s: a follower waits for its leader 5 s at most."""
+    c = start_cache_stack(slow_backend=True, threads=16, worker_env={
+        "NGINX_READ_TIMEOUT": "8", "S3_CONNECT_TIMEOUT": "1", "S3_READ_TIMEOUT": "2"})
+    yield c
+    c.stop()
+
+
+def test_followers_of_a_fetch_slower_than_nginx_waits_fetch_for_themselves(short_nginx_wait):
+    stack, backend = short_nginx_wait.stack, short_nginx_wait.backend
+    key = f"{unique('slowfill')}.bin"
+    body = os.urandom(24_000)
+    stack.boto3.put_object(Bucket="public", Key=key, Body=body)
+    # The leader's download: 24 pieces 0.5 s apart, 12 s in all, never 2 s without a byte.
+    backend.add_rule(method="GET", path=f"/public/{key}", trickle=(1000, 0.5), times=1)
+    results: list[tuple[float, object]] = []
+    lock = threading.Lock()
+
+    def fetch():
+        started = time.monotonic()
+        reply = get(stack, "public", key, timeout=60)
+        with lock:
+            results.append((time.monotonic() - started, reply))
+
+    leader = threading.Thread(target=fetch)
+    leader.start()
+    wait_for(lambda: backend.requests_seen("GET", f"/public/{key}") >= 1, 10, "the leader's GET")
+    followers = [threading.Thread(target=fetch) for _ in range(2)]
+    for follower in followers:
+        follower.start()
+    for thread in [leader, *followers]:
+        thread.join(60)
+    assert len(results) == 3 and all(reply.status == 200 and reply.body == body for _, reply in results)
+    seconds = sorted(elapsed for elapsed, _ in results)
+    assert seconds[-1] > 10, f"the leader's download was not slow ({seconds[-1]:.1f} s): the test proves nothing"
+    assert seconds[0] < 8, f"a follower stayed silent {seconds[0]:.1f} s, past what nginx waits"
+    details = [cache_status(reply)[1].get("detail") for _, reply in results]
+    assert details.count("slow-fetch") == 2, details

@@ -48,7 +48,7 @@ import Testing
             DispatchQueue.global().async(group: group) {
                 guard case let .follower(shared, _) = cache.access("b/k") else { return }
                 followers.add(1, ordering: .relaxed)
-                if case let .record(record)? = shared.wait(stallLimit: 10), body(record) == "fetched once" {
+                if case let .finished(.record(record)) = shared.wait(stallLimit: 120), body(record) == "fetched once" {
                     served.add(1, ordering: .relaxed)
                 }
             }
@@ -188,8 +188,28 @@ func usleepShort() {
             }
             cache.complete(flight, key: "b/slow", outcome: .record(cache.makeRecord(.missing, key: "b/slow")))
         }
-        guard case .record? = shared.wait(stallLimit: 0.5) else {
+        guard case .finished(.record) = shared.wait(stallLimit: 0.5) else {
             Issue.record("the follower gave up on a leader that was still receiving bytes")
+            return
+        }
+    }
+
+    @Test func aFollowerStopsWaitingAfterItsLongestWaitEvenWhileBytesMove() {
+        let cache = ObjectCache(settings: CacheSettings(capacity: 1 << 20, maxObjectSize: 1 << 16), clock: ManualClock())
+        guard case let .leader(flight, _) = cache.access("b/long"), case let .follower(shared, _) = cache.access("b/long") else {
+            Issue.record("expected a leader and a follower")
+            return
+        }
+        startThread {
+            for _ in 0..<20 {
+                var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
+                nanosleep(&pause, nil)
+                flight.recordProgress()
+            }
+            cache.complete(flight, key: "b/long", outcome: .abandoned)
+        }
+        guard case .tooLong = shared.wait(stallLimit: 0.5, atMost: 0.3) else {
+            Issue.record("the follower must stop waiting after atMost, not when the leader ends")
             return
         }
     }
@@ -200,7 +220,10 @@ func usleepShort() {
             Issue.record("expected a leader and a follower")
             return
         }
-        #expect(shared.wait(stallLimit: 0.05) == nil)
+        guard case .stalled = shared.wait(stallLimit: 0.05) else {
+            Issue.record("a follower of a stalled leader must give up")
+            return
+        }
         cache.complete(flight, key: "b/stuck", outcome: .abandoned)
     }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import FastCGI
 @testable import S3CacheCore
 import S3Client
@@ -88,5 +91,46 @@ import Testing
         #expect(EnvironmentReader.parseSize("100b") == 100)
         #expect(EnvironmentReader.parseSize("1.5G") == nil)
         #expect(EnvironmentReader.parseSize("G") == nil)
+    }
+}
+
+@Suite struct ShippedFilesAgreeTests {
+    /// `fastcgi_read_timeout` in the shipped snippet, in seconds (`60s`, `1m`, or a bare number).
+    private func shippedFastCGIReadTimeout() throws -> Double? {
+        let text = try #require(String(validating: try readFile("nginx/s3cache-fastcgi.conf"), as: UTF8.self))
+        for line in text.split(separator: "\n") {
+            let words = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
+                .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == ";" })
+            guard words.count == 2, words[0] == "fastcgi_read_timeout" else { continue }
+            let value = String(words[1])
+            if value.hasSuffix("m"), let minutes = Double(value.dropLast()) { return minutes * 60 }
+            if value.hasSuffix("s") { return Double(value.dropLast()) }
+            return Double(value)
+        }
+        return nil
+    }
+
+    private func readFile(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY)
+        try #require(fd >= 0, "cannot open \(path) (tests run from the package root)")
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            bytes += buffer[..<count]
+        }
+        return bytes
+    }
+
+    @Test func theWorkerKnowsNginxsReadTimeoutAndFollowersAnswerWithinIt() throws {
+        let nginx = try #require(try shippedFastCGIReadTimeout(), "no fastcgi_read_timeout in nginx/s3cache-fastcgi.conf")
+        let defaults = try Configuration.load(from: [:])
+        #expect(defaults.nginxReadTimeout == nginx)
+        // A follower's longest silence, then its own fetch's longest wait for S3, fit in nginx's.
+        let waits = FollowerWaits(defaults)
+        #expect(waits.longest > 0)
+        #expect(waits.longest + defaults.s3.connectTimeout + defaults.s3.readTimeout <= nginx)
     }
 }

@@ -46,19 +46,37 @@ public final class Flight: Sendable {
         lastProgress.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
     }
 
-    /// Waits for the leader for as long as its fetch makes progress; nil when `stallLimit`
-    /// seconds passed with no byte received.
+    /// How a follower's wait ended.
+    public enum Wait: Sendable {
+        /// The leader finished.
+        case finished(Outcome)
+        /// The leader's fetch received no byte for the stall limit.
+        case stalled
+        /// The leader's fetch is still moving, but the follower may wait no longer.
+        case tooLong
+    }
+
+    /// Waits for the leader for as long as its fetch makes progress, and at most `atMost` seconds.
     ///
-    /// A fixed limit would fail followers of a slow but healthy download that their leader
-    /// completes; the leader's own S3 timeouts already end a fetch that stops.
-    public func wait(stallLimit: Double) -> Outcome? {
-        let limit = UInt64(max(0, min(stallLimit, 86_400)) * 1e9)
+    /// A fixed limit alone would fail followers of a slow but healthy download that their leader
+    /// completes; the leader's own S3 timeouts already end a fetch that stops. `atMost` keeps a
+    /// follower's silence below what the web server in front waits for an answer.
+    public func wait(stallLimit: Double, atMost: Double = 86_400) -> Wait {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let limit = Self.nanoseconds(stallLimit)
+        let end = now &+ Self.nanoseconds(atMost)
         while true {
-            let deadline = lastProgress.load(ordering: .relaxed) &+ limit
-            if done.wait(timeout: DispatchTime(uptimeNanoseconds: deadline)) == .success {
-                return state.withLock { $0.outcome }
+            let stallEnd = lastProgress.load(ordering: .relaxed) &+ limit
+            if done.wait(timeout: DispatchTime(uptimeNanoseconds: min(stallEnd, end))) == .success {
+                return state.withLock { $0.outcome }.map { .finished($0) } ?? .stalled
             }
-            if DispatchTime.now().uptimeNanoseconds >= lastProgress.load(ordering: .relaxed) &+ limit { return nil }
+            let current = DispatchTime.now().uptimeNanoseconds
+            if current >= lastProgress.load(ordering: .relaxed) &+ limit { return .stalled }
+            if current >= end { return .tooLong }
         }
+    }
+
+    private static func nanoseconds(_ seconds: Double) -> UInt64 {
+        UInt64(max(0, min(seconds, 86_400)) * 1e9)
     }
 }

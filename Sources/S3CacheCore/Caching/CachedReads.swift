@@ -9,16 +9,16 @@ final class CachedReads {
     private let gate: BackendGate
     private let fillBudget: FillBudget
     private let responder: CachedResponder
-    /// Longest a follower waits without the leader's fetch receiving a byte before answering 504.
-    private let stallLimit: Double
+    /// How long a follower waits for the leader.
+    private let waits: FollowerWaits
 
-    init(cache: ObjectCache, store: any ObjectStore, gate: BackendGate, fillBudget: FillBudget, stallLimit: Double) {
+    init(cache: ObjectCache, store: any ObjectStore, gate: BackendGate, fillBudget: FillBudget, waits: FollowerWaits) {
         self.cache = cache
         self.store = store
         self.gate = gate
         self.fillBudget = fillBudget
         self.responder = CachedResponder(statistics: cache.statistics)
-        self.stallLimit = stallLimit
+        self.waits = waits
     }
 
     private var statistics: CacheStatistics { cache.statistics }
@@ -168,28 +168,36 @@ final class CachedReads {
     ) throws -> CacheReport? {
         // No backend permit while waiting: the leader holds the one this key needs, and a
         // stampede of followers must not crowd out other keys' misses (or be refused itself).
-        let outcome = flight.wait(stallLimit: stallLimit)
         let report = CacheReport(result: .miss, collapsed: true)
+        let outcome: Flight.Outcome
+        switch flight.wait(stallLimit: waits.stallLimit, atMost: waits.longest) {
+        case let .finished(finished):
+            outcome = finished
+        case .stalled:
+            if let stale { return try serveStale(stale, forwardStatus: nil, detail: "stale-if-error", request: request, response: response) }
+            throw CacheReportedError(
+                S3Error.timeout(message: "another request's fetch received nothing for \(Int(waits.stallLimit)) s"), report: report)
+        case .tooLong:
+            // Still moving, but nginx would give up on this silent request before it ends.
+            if let stale { return try serveStale(stale, forwardStatus: nil, detail: "slow-fetch", request: request, response: response) }
+            return try bypass(address, stale: nil, request: request, response: response, detail: "slow-fetch")
+        }
         switch outcome {
-        case let .record(record)?:
+        case let .record(record):
             statistics.coalesced.add(1, ordering: .relaxed)
             var report = CacheReport(result: .miss, forwardStatus: nil, stored: true, collapsed: true)
             if case .missing = record.state { report.forwardStatus = 404 }
             try responder.send(record, report: report, request: request, response: response)
             return report
-        case .uncacheable?:
+        case .uncacheable:
             return try bypass(address, stale: stale, request: request, response: response, detail: "too-large")
-        case let .failed(error)?:
+        case let .failed(error):
             if let stale, let backend = error as? S3Error, backend.isBackendFailure {
                 return try serveStale(stale, forwardStatus: backend.status, detail: "stale-if-error", request: request, response: response)
             }
             throw CacheReportedError(error, report: report)
-        case .abandoned?:
+        case .abandoned:
             return nil
-        case nil:
-            if let stale { return try serveStale(stale, forwardStatus: nil, detail: "stale-if-error", request: request, response: response) }
-            throw CacheReportedError(
-                S3Error.timeout(message: "another request's fetch received nothing for \(Int(stallLimit)) s"), report: report)
         }
     }
 
@@ -270,5 +278,28 @@ extension S3Error {
         case .timeout: return 504
         case .transport, .aborted: return 502
         }
+    }
+}
+
+/// How long a request waits for another request's fetch of the same key.
+struct FollowerWaits {
+    /// Without the leader's fetch receiving a byte: then it has failed (504, or the stale copy).
+    var stallLimit: Double
+    /// In all: past it the follower fetches for itself (or answers from the stale copy), so that
+    /// its own fetch still answers before nginx's `fastcgi_read_timeout` ends a request that has
+    /// sent nothing.
+    var longest: Double
+
+    /// Derived from the S3 timeouts and nginx's read timeout (`NGINX_READ_TIMEOUT`, which must
+    /// match `fastcgi_read_timeout` in the shipped snippet; a unit test checks that they do).
+    init(_ configuration: Configuration) {
+        let ownFetch = configuration.s3.connectTimeout + configuration.s3.readTimeout
+        stallLimit = ownFetch + 1
+        longest = max(1, configuration.nginxReadTimeout - ownFetch)
+    }
+
+    init(stallLimit: Double, longest: Double) {
+        self.stallLimit = stallLimit
+        self.longest = longest
     }
 }

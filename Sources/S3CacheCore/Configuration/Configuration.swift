@@ -43,6 +43,10 @@ public struct Configuration: Sendable, Equatable {
     /// `FCGI_THREADS`, at least 1), counted apart from `BACKEND_CONCURRENCY`: past it an upload
     /// gets 503 at once, and slow uploaders never take what reads need.
     public var uploadConcurrency: Int
+    /// nginx's `fastcgi_read_timeout` for the worker's locations, seconds (`NGINX_READ_TIMEOUT`,
+    /// default 60 as in the shipped snippet): a request that waits for another's fetch gives up
+    /// waiting in time to fetch for itself before nginx stops waiting for it.
+    public var nginxReadTimeout: Double
     /// Largest request body accepted by PUT, bytes, after gzip inflation (`MAX_UPLOAD_SIZE`, default 5G, S3's single-PUT limit).
     public var maxUploadSize: Int64
     /// Largest object a gzip-encoded PUT may inflate to, bytes (`MAX_INFLATED_SIZE`, default 64M,
@@ -152,6 +156,7 @@ public struct Configuration: Sendable, Equatable {
             cachePolicy: policy,
             backendConcurrency: backendConcurrency,
             uploadConcurrency: uploadConcurrency,
+            nginxReadTimeout: try env.seconds("NGINX_READ_TIMEOUT", default: 60, in: 1...86_400),
             maxUploadSize: uploadSize,
             maxInflatedSize: inflatedSize,
             safeContentBuckets: safeContentBuckets,

@@ -22,7 +22,7 @@ final class ObjectHandler {
 
     init(
         store: any ObjectStore, limits: UploadLimits, gate: BackendGate, uploadGate: BackendGate, cache: ObjectCache?,
-        fillBudget: FillBudget, stallLimit: Double
+        fillBudget: FillBudget, followerWaits: FollowerWaits
     ) {
         self.store = store
         self.limits = limits
@@ -30,7 +30,7 @@ final class ObjectHandler {
         self.uploadGate = uploadGate
         self.cache = cache
         self.cachedReads = cache.map {
-            CachedReads(cache: $0, store: store, gate: gate, fillBudget: fillBudget, stallLimit: stallLimit)
+            CachedReads(cache: $0, store: store, gate: gate, fillBudget: fillBudget, waits: followerWaits)
         }
     }
 

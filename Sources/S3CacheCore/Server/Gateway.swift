@@ -33,8 +33,7 @@ public final class Gateway {
             store: store, limits: UploadLimits(configuration), gate: shared.gate, uploadGate: shared.uploadGate,
             cache: shared.cache,
             fillBudget: shared.fillBudget,
-            // The leader's fetch may be silent that long before its own timeouts end it.
-            stallLimit: configuration.s3.connectTimeout + configuration.s3.readTimeout + 1)
+            followerWaits: FollowerWaits(configuration))
         self.logger = logger
         self.recorder = recorder
         self.accessLog = accessLog
