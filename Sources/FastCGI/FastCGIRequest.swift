@@ -45,6 +45,7 @@ public final class FastCGIRequest {
     public func adopt(connection fd: Int32) {
         precondition(request.pointee.ipcFd < 0, "adopting a connection while another is open")
         request.pointee.ipcFd = fd
+        receiveTimeout = 0  // new, or parked by `detach`, which cleared it
         // FCGX_Accept_r first finishes the previous request and closes its connection unless it
         // was kept; the new connection must survive that.
         request.pointee.keepConnection = 1
@@ -56,6 +57,7 @@ public final class FastCGIRequest {
     public func detach() -> Int32? {
         let fd = request.pointee.ipcFd
         guard fd >= 0 else { return nil }
+        setReceiveTimeout(0)  // the next request on it is read when epoll says it is there
         request.pointee.ipcFd = -1
         return fd
     }
@@ -116,11 +118,37 @@ public final class FastCGIRequest {
         return Array(UnsafeBufferPointer(start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self), count: strlen(value)))
     }
 
-    /// Reads up to `buffer.count` bytes of the request body; 0 means the body ended (or the client went away).
-    public func readBody(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    /// Reads up to `buffer.count` bytes of the request body; 0 means the body ended (or the
+    /// client went away).
+    ///
+    /// Throws `.requestBodyStalled` when no byte arrived for `idleTimeout` seconds (a receive
+    /// timeout on the connection, which libfcgi's blocking reads otherwise never have). The
+    /// connection is then closed once the response is finished: what nginx sends on it next
+    /// is unknown.
+    public func readBody(into buffer: UnsafeMutableRawBufferPointer, idleTimeout: Double) throws(FastCGIError) -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        setReceiveTimeout(idleTimeout)
         let count = FCGX_GetStr(base.assumingMemoryBound(to: CChar.self), Int32(clamping: buffer.count), request.pointee.in)
+        if count <= 0 {
+            let error = FCGX_GetError(request.pointee.in)
+            if error == EAGAIN || error == EWOULDBLOCK {
+                request.pointee.keepConnection = 0
+                throw .requestBodyStalled(seconds: idleTimeout)
+            }
+        }
         return max(0, Int(count))
+    }
+
+    /// The receive timeout set on the current connection, in seconds; 0 for none.
+    private var receiveTimeout: Double = 0
+
+    private func setReceiveTimeout(_ seconds: Double) {
+        guard seconds != receiveTimeout, request.pointee.ipcFd >= 0 else { return }
+        let clamped = max(0, min(seconds, 86_400))
+        var value = timeval(tv_sec: Int(clamped), tv_usec: Int((clamped - clamped.rounded(.down)) * 1e6))
+        if setsockopt(request.pointee.ipcFd, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size)) == 0 {
+            receiveTimeout = seconds
+        }
     }
 
     /// Whether the client's side of the connection broke while we were writing.
@@ -175,9 +203,16 @@ public final class FastCGIRequest {
 }
 
 /// Why writing to nginx failed.
-public enum FastCGIError: Error, Sendable, CustomStringConvertible {
+public enum FastCGIError: Error, Sendable, CustomStringConvertible, Equatable {
     /// nginx closed the connection (the client went away or nginx timed out).
     case clientGone
+    /// No byte of the request body arrived for this many seconds.
+    case requestBodyStalled(seconds: Double)
 
-    public var description: String { "the web server closed the connection" }
+    public var description: String {
+        switch self {
+        case .clientGone: return "the web server closed the connection"
+        case let .requestBodyStalled(seconds): return "no byte of the request body arrived for \(seconds) s"
+        }
+    }
 }

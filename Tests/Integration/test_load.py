@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from cache_support import cache_status, get, start_cache_stack, stats, wait_for
-from conftest import unique
+from conftest import raw_request, unique
 
 
 def concurrent_gets(stack, bucket: str, key: str, clients: int, timeout: float = 90):
@@ -139,6 +139,7 @@ class SlowUpload:
     def __init__(self, port: int, key: str, size: int = 64 * 1024):
         import socket
         self.size = size
+        self.key = key
         self.socket = socket.create_connection(("127.0.0.1", port), timeout=30)
         self.socket.sendall((f"PUT /objects/local/{key} HTTP/1.1\r\nHost: localhost\r\n"
                              f"Content-Length: {size}\r\nContent-Type: application/octet-stream\r\n\r\n").encode())
@@ -320,3 +321,38 @@ def test_followers_of_a_fetch_slower_than_nginx_waits_fetch_for_themselves(short
     assert seconds[0] < 8, f"a follower stayed silent {seconds[0]:.1f} s, past what nginx waits"
     details = [cache_status(reply)[1].get("detail") for _, reply in results]
     assert details.count("slow-fetch") == 2, details
+
+
+@pytest.fixture(scope="module")
+def idle_uploads():
+    c = start_cache_stack(threads=16, worker_env={"UPLOAD_IDLE_TIMEOUT": "2", "UPLOAD_CONCURRENCY": "2"})
+    yield c
+    c.stop()
+
+
+def test_an_upload_that_stops_sending_is_aborted_and_frees_its_permit(idle_uploads):
+    stack = idle_uploads.stack
+    stalled = [SlowUpload(stack.port, f"{unique('stalled')}.bin", size=100_000) for _ in range(2)]
+    keys = []
+    try:
+        for upload in stalled:
+            upload.trickle(1000)
+            keys.append(upload)
+        started = time.monotonic()
+        statuses = [wait_for(upload.status_if_answered, 10, "the stalled upload's answer") for upload in stalled]
+        elapsed = time.monotonic() - started
+        assert statuses == [408, 408], [upload.answer[:300] for upload in stalled]
+        assert all(b"request_timeout" in upload.answer for upload in stalled)
+        assert 1.5 < elapsed < 6, f"answered after {elapsed:.1f} s with UPLOAD_IDLE_TIMEOUT=2"
+    finally:
+        for upload in stalled:
+            upload.close()
+    # Nothing was stored, and both upload permits are free again.
+    for upload in stalled:
+        key = upload.key
+        assert get(stack, "local", key).status == 404
+    for _ in range(2):
+        key = f"{unique('after')}.bin"
+        reply = raw_request(stack, "PUT", f"/objects/local/{key}", body=b"fine")
+        assert reply.status == 200, reply.body
+        assert get(stack, "local", key).body == b"fine"

@@ -22,7 +22,7 @@ final class FakeExchange: Exchange {
     func param(_ name: String) -> String? { params[name] }
     func rawParam(_ name: String) -> [UInt8]? { params[name].map { Array($0.utf8) } }
 
-    func readBody(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    func readBody(into buffer: UnsafeMutableRawBufferPointer, idleTimeout: Double) throws -> Int {
         let count = min(buffer.count, body.count - bodyOffset, 1000)
         guard count > 0 else { return 0 }
         body[bodyOffset..<bodyOffset + count].withUnsafeBytes { buffer.copyMemory(from: $0) }

@@ -43,6 +43,9 @@ public struct Configuration: Sendable, Equatable {
     /// `FCGI_THREADS`, at least 1), counted apart from `BACKEND_CONCURRENCY`: past it an upload
     /// gets 503 at once, and slow uploaders never take what reads need.
     public var uploadConcurrency: Int
+    /// Seconds a PUT may go without a byte of its body arriving (`UPLOAD_IDLE_TIMEOUT`, default
+    /// 30): then it is aborted with 408, nothing is stored, and its permit is free again.
+    public var uploadIdleTimeout: Double
     /// nginx's `fastcgi_read_timeout` for the worker's locations, seconds (`NGINX_READ_TIMEOUT`,
     /// default 60 as in the shipped snippet): a request that waits for another's fetch gives up
     /// waiting in time to fetch for itself before nginx stops waiting for it.
@@ -156,6 +159,7 @@ public struct Configuration: Sendable, Equatable {
             cachePolicy: policy,
             backendConcurrency: backendConcurrency,
             uploadConcurrency: uploadConcurrency,
+            uploadIdleTimeout: try env.seconds("UPLOAD_IDLE_TIMEOUT", default: 30, in: 0.1...3600),
             nginxReadTimeout: try env.seconds("NGINX_READ_TIMEOUT", default: 60, in: 1...86_400),
             maxUploadSize: uploadSize,
             maxInflatedSize: inflatedSize,

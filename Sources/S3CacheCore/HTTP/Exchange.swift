@@ -8,8 +8,9 @@ public protocol Exchange: AnyObject {
     func param(_ name: String) -> String?
     /// A CGI parameter's bytes exactly as received (`param` writes bytes that are not UTF-8 as `%XX`).
     func rawParam(_ name: String) -> [UInt8]?
-    /// Up to `buffer.count` bytes of the request body; 0 at its end.
-    func readBody(into buffer: UnsafeMutableRawBufferPointer) -> Int
+    /// Up to `buffer.count` bytes of the request body; 0 at its end. Throws when no byte
+    /// arrived for `idleTimeout` seconds.
+    func readBody(into buffer: UnsafeMutableRawBufferPointer, idleTimeout: Double) throws -> Int
     func write(_ bytes: UnsafeRawBufferPointer) throws
     func write(_ text: String) throws
     func flush() throws

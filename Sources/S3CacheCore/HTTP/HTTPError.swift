@@ -60,6 +60,7 @@ enum HTTPStatus {
         case 403: return "Forbidden"
         case 404: return "Not Found"
         case 405: return "Method Not Allowed"
+        case 408: return "Request Timeout"
         case 409: return "Conflict"
         case 411: return "Length Required"
         case 412: return "Precondition Failed"

@@ -112,7 +112,8 @@ final class ObjectHandler {
         ) { buffer in
             let room = Int(min(Int64(buffer.count), expected - received))
             guard room > 0 else { return 0 }
-            let count = try body.read(from: exchange, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<room]))
+            let count = try body.read(
+                from: exchange, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<room]), idleTimeout: limits.idleTimeout)
             if count == 0 { throw ClientAbort(received: received, expected: expected) }
             received += Int64(count)
             return count
@@ -147,7 +148,7 @@ final class ObjectHandler {
         let encoding = (exchange.param("HTTP_CONTENT_ENCODING") ?? "").trimmingWhitespace().lowercased()
         switch encoding {
         case "gzip", "x-gzip":
-            return try UploadBody.inflating(from: exchange, limit: limits.maxInflatedSize)
+            return try UploadBody.inflating(from: exchange, limit: limits.maxInflatedSize, idleTimeout: limits.idleTimeout)
         case "", "identity":
             guard let text = exchange.param("CONTENT_LENGTH"), !text.isEmpty else { throw HTTPError.lengthRequired }
             guard let length = Int64(text), length >= 0 else { throw HTTPError.badRequest("invalid Content-Length") }
@@ -189,14 +190,20 @@ struct UploadLimits {
     var maxUploadSize: Int64
     /// Largest object a gzip body may inflate to (`MAX_INFLATED_SIZE`).
     var maxInflatedSize: Int64
+    /// Longest wait for the next byte of the body (`UPLOAD_IDLE_TIMEOUT`): a client that stops
+    /// sending gives its permit back, and nothing is stored.
+    var idleTimeout: Double
 
-    init(maxUploadSize: Int64, maxInflatedSize: Int64) {
+    init(maxUploadSize: Int64, maxInflatedSize: Int64, idleTimeout: Double) {
         self.maxUploadSize = maxUploadSize
         self.maxInflatedSize = min(maxInflatedSize, maxUploadSize)
+        self.idleTimeout = idleTimeout
     }
 
     init(_ configuration: Configuration) {
-        self.init(maxUploadSize: configuration.maxUploadSize, maxInflatedSize: configuration.maxInflatedSize)
+        self.init(
+            maxUploadSize: configuration.maxUploadSize, maxInflatedSize: configuration.maxInflatedSize,
+            idleTimeout: configuration.uploadIdleTimeout)
     }
 }
 

@@ -21,13 +21,15 @@ enum UploadBody {
     }
 
     /// Reads the whole gzip body from `exchange` and inflates it into a temporary file.
-    static func inflating(from exchange: any Exchange, limit: Int64, chunkSize: Int = 64 * 1024) throws -> UploadBody {
+    static func inflating(
+        from exchange: any Exchange, limit: Int64, idleTimeout: Double, chunkSize: Int = 64 * 1024
+    ) throws -> UploadBody {
         let fd = try openTemporaryFile()
         do {
             let inflater = try GzipInflater(limit: limit)
             var buffer = [UInt8](repeating: 0, count: chunkSize)
             while true {
-                let count = buffer.withUnsafeMutableBytes { exchange.readBody(into: $0) }
+                let count = try buffer.withUnsafeMutableBytes { try exchange.readBody(into: $0, idleTimeout: idleTimeout) }
                 if count == 0 { break }
                 try buffer.withUnsafeBytes { raw in
                     try inflater.inflate(UnsafeRawBufferPointer(rebasing: raw[..<count])) { try writeAll(fd, $0) }
@@ -43,9 +45,9 @@ enum UploadBody {
     }
 
     /// Fills `buffer` with the next bytes of the body, for the S3 client's upload callback.
-    func read(from exchange: any Exchange, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    func read(from exchange: any Exchange, into buffer: UnsafeMutableRawBufferPointer, idleTimeout: Double) throws -> Int {
         switch self {
-        case .stream: return exchange.readBody(into: buffer)
+        case .stream: return try exchange.readBody(into: buffer, idleTimeout: idleTimeout)
         case let .inflatedFile(fd, _):
             while true {
                 let count = Glibc.read(fd, buffer.baseAddress, buffer.count)

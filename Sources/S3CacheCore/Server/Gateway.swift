@@ -139,6 +139,9 @@ public final class Gateway {
         case let error as S3Error: httpError = HTTPError(backend: error)
         case let error as GzipError: httpError = HTTPError(gzip: error)
         case let error as ClientAbort: httpError = .badRequest(error.description)
+        case let FastCGIError.requestBodyStalled(seconds):
+            httpError = HTTPError(
+                status: 408, code: "request_timeout", message: "no byte of the request body arrived for \(Int(seconds)) s")
         case is FastCGIError: return false
         default: httpError = .internalError("unexpected error")
         }
