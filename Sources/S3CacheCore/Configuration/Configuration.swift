@@ -62,7 +62,9 @@ public struct Configuration: Sendable, Equatable {
     public var safeContentBuckets: BucketSet
     /// Where to accept FastCGI when not socket-activated (`FCGI_LISTEN`, default `/run/s3cache/s3cache.sock`).
     public var listen: ListenAddress
-    /// Listen backlog for a socket we open ourselves (`FCGI_BACKLOG`, default 1024).
+    /// Listen backlog for a socket we open ourselves (`FCGI_BACKLOG`, default 4096, as
+    /// `s3cache.socket` and Debian 12's `net.core.somaxconn`): a burst of new connections from nginx
+    /// waits there while every thread is busy, instead of failing with EAGAIN (nginx's 502).
     public var backlog: Int32
     /// Worker threads (`FCGI_THREADS`, default max(64, 16 × CPUs + 32)): requests served at
     /// once. A kept connection between requests holds none.
@@ -165,7 +167,7 @@ public struct Configuration: Sendable, Equatable {
             maxInflatedSize: inflatedSize,
             safeContentBuckets: safeContentBuckets,
             listen: listen,
-            backlog: Int32(try env.integer("FCGI_BACKLOG", default: 1024, in: 1...65_535)),
+            backlog: Int32(try env.integer("FCGI_BACKLOG", default: 4096, in: 1...65_535)),
             threads: threads,
             logLevel: logLevel)
     }
