@@ -60,6 +60,7 @@ let package = Package(
         fuzzTarget("fastcgi-params", testing: "FastCGI"),
         fuzzTarget("s3-error", testing: "S3Client"),
 
+        .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CLinux"], swiftSettings: swiftSettings),
         .testTarget(name: "GzipTests", dependencies: ["Gzip"], swiftSettings: swiftSettings),
         .testTarget(name: "ObjectCacheTests", dependencies: ["ObjectCache"], swiftSettings: swiftSettings),
         .testTarget(name: "S3ClientTests", dependencies: ["S3Client"], swiftSettings: swiftSettings),
