@@ -27,19 +27,22 @@ let package = Package(
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto"),
         .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
 
-        .target(name: "FastCGI", dependencies: ["CFastCGI", "CLinux"], swiftSettings: swiftSettings),
+        // What every layer uses: the monotonic clock, thread spawning, and the one system-call
+        // wrapper (errno, EINTR) with its write loop.
+        .target(name: "Platform", swiftSettings: swiftSettings),
+        .target(name: "FastCGI", dependencies: ["CFastCGI", "CLinux", "Platform"], swiftSettings: swiftSettings),
         .target(name: "Gzip", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         // Cross-module optimisation lets a client specialise the generic eviction policies for its
         // own key and value types; unspecialised, the simulator in bench/ runs 10–20× slower.
         .target(
-            name: "ObjectCache", dependencies: ["Gzip"],
+            name: "ObjectCache", dependencies: ["Gzip", "Platform"],
             swiftSettings: swiftSettings + [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
         ),
         .target(name: "S3Client", dependencies: ["CCurl", "CCrypto"], swiftSettings: swiftSettings),
         .target(
             name: "S3CacheCore",
             dependencies: [
-                "CLinux", "FastCGI", "Gzip", "ObjectCache", "S3Client",
+                "CLinux", "FastCGI", "Gzip", "ObjectCache", "Platform", "S3Client",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -60,7 +63,7 @@ let package = Package(
         fuzzTarget("fastcgi-params", testing: "FastCGI"),
         fuzzTarget("s3-error", testing: "S3Client"),
 
-        .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CLinux"], swiftSettings: swiftSettings),
+        .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CLinux", "Platform"], swiftSettings: swiftSettings),
         .testTarget(name: "GzipTests", dependencies: ["Gzip"], swiftSettings: swiftSettings),
         .testTarget(name: "ObjectCacheTests", dependencies: ["ObjectCache"], swiftSettings: swiftSettings),
         .testTarget(name: "S3ClientTests", dependencies: ["S3Client"], swiftSettings: swiftSettings),

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+public import Platform
 
 /// Where the worker accepts FastCGI connections from nginx.
 public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Platform
 
 /// Writes large response bodies as FastCGI `STDOUT` records straight to the connection.
 ///

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CFastCGI
+public import Platform
 import Synchronization
 
 /// A fixed pool of threads that serve requests, one at a time each, start to finish, on
@@ -178,41 +179,5 @@ public final class WorkerPool: Sendable {
         } else {
             request.finish()
         }
-    }
-}
-
-/// Nanoseconds on a clock that never jumps, for measuring durations and deadlines.
-public func monotonicNanoseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-}
-
-/// `monotonicNanoseconds()` in seconds.
-public func monotonicSeconds() -> Double {
-    Double(monotonicNanoseconds()) / 1e9
-}
-
-/// Starts a detached POSIX thread running `body`.
-///
-/// POSIX threads rather than Foundation's `Thread`: the worker avoids Foundation (and its ICU) entirely.
-public func spawnThread(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
-    final class Box: Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var attributes = pthread_attr_t()
-    pthread_attr_init(&attributes)
-    defer { pthread_attr_destroy(&attributes) }
-    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-    var thread = pthread_t()
-    let status = pthread_create(&thread, &attributes, { raw in
-        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-        return nil
-    }, box)
-    if status != 0 {
-        Unmanaged<Box>.fromOpaque(box).release()
-        throw SystemError("pthread_create(\(name))", errno: status)
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Platform
 import Synchronization
 
 /// Where the cache reads the time: seconds on a clock that never jumps.
@@ -14,11 +15,7 @@ public protocol CacheClock: Sendable {
 public struct MonotonicClock: CacheClock {
     public init() {}
 
-    public func now() -> Double {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-    }
+    public func now() -> Double { monotonicSeconds() }
 }
 
 /// A clock that moves only when told to, for tests.

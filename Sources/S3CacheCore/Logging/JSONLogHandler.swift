@@ -3,6 +3,7 @@ import Glibc
 #endif
 public import Logging
 import Synchronization
+import Platform
 
 /// Writes each log record as one JSON line to a file descriptor (stdout for journald).
 ///
@@ -87,11 +88,5 @@ public final class LogLevelSetting: Sendable {
 /// below the pipe buffer), so that lines from different threads never interleave. A failed write
 /// drops the rest of the line: logging must never stop a request.
 func writeLine(_ bytes: UnsafeRawBufferPointer, to fd: Int32) {
-    var offset = 0
-    while offset < bytes.count {
-        let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-        if written < 0 && errno == EINTR { continue }
-        if written <= 0 { return }
-        offset += written
-    }
+    try? writeAll(bytes, to: fd, operation: "write(log)")
 }

@@ -1,5 +1,6 @@
 import FastCGI
 import S3Client
+import Platform
 
 /// An `ObjectStore` that times and counts every call it passes to the store behind it.
 ///

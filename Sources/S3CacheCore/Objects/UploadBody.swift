@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Gzip
+import Platform
 
 /// A PUT body ready to stream to S3 with a known length.
 ///
@@ -75,14 +76,10 @@ enum UploadBody {
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw HTTPError(status: 507, code: "insufficient_storage", message: "cannot spool the inflated upload (errno \(errno))")
-            }
-            offset += written
+        do {
+            try Platform.writeAll(bytes, to: fd, operation: "write(upload spool)")
+        } catch {
+            throw HTTPError(status: 507, code: "insufficient_storage", message: "cannot spool the inflated upload (errno \(error.errno))")
         }
     }
 }

@@ -2,6 +2,7 @@ import FastCGI
 import Gzip
 public import Logging
 import S3Client
+import Platform
 
 /// Everything one worker thread needs to answer requests: routing, access rules, the object
 /// handler over this thread's store, and the access log.

@@ -1,6 +1,7 @@
 import FastCGI
 import S3Client
 import Synchronization
+import Platform
 
 /// `GET /ready`: whether S3 answers, for every bucket in the access rules, with our credentials.
 ///

@@ -6,6 +6,7 @@ import FastCGI
 public import Logging
 import ObjectCache
 import S3Client
+import Platform
 
 /// The running worker: listen socket, thread pool, signals, and systemd's notify protocol.
 public enum Server {

@@ -21,13 +21,29 @@ public struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
 }
 
 /// Runs a C call that returns -1 and sets errno on failure, and turns that into a thrown error.
+///
+/// The one `EINTR` policy of the worker: an interrupted call is simply made again. (Waits that
+/// a signal must end, like the worker pool's, call the kernel themselves.)
 @discardableResult
-func systemCall(_ operation: @autoclosure () -> String, _ call: () -> Int32) throws(SystemError) -> Int32 {
+public func systemCall(_ operation: @autoclosure () -> String, _ call: () -> Int32) throws(SystemError) -> Int32 {
     while true {
         let result = call()
         if result != -1 { return result }
         let code = Glibc.errno
         if code == EINTR { continue }
         throw SystemError(operation(), errno: code)
+    }
+}
+
+/// Writes all of `bytes` to `fd`, resuming after partial writes and `EINTR`.
+public func writeAll(_ bytes: UnsafeRawBufferPointer, to fd: Int32, operation: @autoclosure () -> String) throws(SystemError) {
+    var offset = 0
+    while offset < bytes.count {
+        let written = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        if written < 0 {
+            if Glibc.errno == EINTR { continue }
+            throw SystemError(operation(), errno: Glibc.errno)
+        }
+        offset += written
     }
 }
