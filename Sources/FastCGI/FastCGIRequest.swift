@@ -76,7 +76,29 @@ public final class FastCGIRequest {
     /// Not for an aborted request: that one ends with `closeConnection()`.
     public func finish() {
         precondition(!aborted, "finishing an aborted request")
+        if request.pointee.keepConnection != 0 && !discardUnreadBody() {
+            // What nginx still sends of this request would be read as the next one's start.
+            request.pointee.keepConnection = 0
+        }
         FCGX_Finish_r(request)
+    }
+
+    /// Reads what is left of the request body (a handler may answer without reading it: a 405,
+    /// a 412 before an upload), so that the connection is clean for the next request. True when
+    /// the body's end was reached; false when more than a little is left or it does not arrive
+    /// at once (the connection is then closed instead of kept).
+    private func discardUnreadBody() -> Bool {
+        guard let input = request.pointee.in else { return true }
+        if FCGX_HasSeenEOF(input) != 0 { return true }
+        setReceiveTimeout(0.05)
+        var scratch = [CChar](repeating: 0, count: 8192)
+        var discarded = 0
+        while discarded <= 64 * 1024 {
+            let count = scratch.withUnsafeMutableBufferPointer { FCGX_GetStr($0.baseAddress, Int32($0.count), input) }
+            if count <= 0 { return FCGX_HasSeenEOF(input) != 0 && FCGX_GetError(input) == 0 }
+            discarded += Int(count)
+        }
+        return false
     }
 
     /// Marks the response as broken: nothing more is written, and the request must end with

@@ -21,7 +21,7 @@ import Testing
         #expect(config.maxObjectSize == (300 << 20) / 8)
         #expect(config.maxUploadSize == 5 << 30)
         #expect(config.maxInflatedSize == 64 << 20)
-        #expect(config.uploadConcurrency == config.threads / 2)
+        #expect(config.uploadConcurrency == config.threads * 3 / 4)
         #expect(!config.safeContentBuckets.contains("local"))
         #expect(config.listen == .unix(path: "/run/s3cache/s3cache.sock", mode: 0o660))
         #expect(config.threads >= 64)

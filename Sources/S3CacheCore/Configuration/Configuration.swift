@@ -39,8 +39,8 @@ public struct Configuration: Sendable, Equatable {
     /// Requests that may wait on S3 at once (`BACKEND_CONCURRENCY`, default three quarters of
     /// `FCGI_THREADS`); beyond it a miss gets 503 at once, so a slow S3 never takes every thread from cache hits.
     public var backendConcurrency: Int
-    /// PUTs that may be in progress at once (`UPLOAD_CONCURRENCY`, default half of
-    /// `FCGI_THREADS`, at least 1), counted apart from `BACKEND_CONCURRENCY`: past it an upload
+    /// PUTs that may be in progress at once (`UPLOAD_CONCURRENCY`, default three quarters
+    /// of `FCGI_THREADS`, as many as reads may have, at least 1), counted apart from `BACKEND_CONCURRENCY`: past it an upload
     /// gets 503 at once, and slow uploaders never take what reads need.
     public var uploadConcurrency: Int
     /// Seconds a PUT may go without a byte of its body arriving (`UPLOAD_IDLE_TIMEOUT`, default
@@ -142,7 +142,7 @@ public struct Configuration: Sendable, Equatable {
                 variable: "BACKEND_CONCURRENCY", value: String(backendConcurrency),
                 reason: "must be below FCGI_THREADS (\(threads)) so that cache hits always have threads")
         }
-        let uploadConcurrency = try env.integer("UPLOAD_CONCURRENCY", default: max(1, threads / 2), in: 1...10_000)
+        let uploadConcurrency = try env.integer("UPLOAD_CONCURRENCY", default: max(1, threads * 3 / 4), in: 1...10_000)
         guard uploadConcurrency < threads || threads == 1 else {
             throw ConfigurationError(
                 variable: "UPLOAD_CONCURRENCY", value: String(uploadConcurrency),
