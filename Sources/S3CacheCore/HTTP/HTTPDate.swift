@@ -15,13 +15,13 @@ enum HTTPDate {
     static func parse(bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
         var scanner = Scanner(bytes: bytes)
         scanner.skipSpaces()
-        guard let weekday = scanner.letters(), weekday.count >= 3 else { return nil }
+        guard let weekdayLength = scanner.skipLetters(), weekdayLength >= 3 else { return nil }
         let fields: Fields?
         if scanner.consume(UInt8(ascii: ",")) {
             scanner.skipSpaces()
-            fields = weekday.count == 3 ? imfFixdate(&scanner) : rfc850(&scanner)
+            fields = weekdayLength == 3 ? imfFixdate(&scanner) : rfc850(&scanner)
         } else {
-            fields = weekday.count == 3 ? asctime(&scanner) : nil
+            fields = weekdayLength == 3 ? asctime(&scanner) : nil
         }
         scanner.skipSpaces()
         guard let fields, scanner.atEnd else { return nil }
@@ -126,12 +126,13 @@ enum HTTPDate {
             }
         }
 
-        /// A run of ASCII letters (a weekday name), at most 9 long.
-        mutating func letters() -> ArraySlice<UInt8>? {
+        /// Skips a run of ASCII letters (a weekday name, only its length matters), at most 9
+        /// long; returns that length.
+        mutating func skipLetters() -> Int? {
             let start = position
             while position < bytes.count, position - start < 10, Self.isLetter(bytes[position]) { position += 1 }
             guard position > start, position - start <= 9 else { return nil }
-            return Array(bytes[start..<position])[...]
+            return position - start
         }
 
         /// Exactly `count` decimal digits (1 to 4): the value cannot overflow.
