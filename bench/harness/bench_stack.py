@@ -7,16 +7,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from stack import Stack, free_port, upstream_keepalive  # noqa: E402
+from stack import REPO, Stack, free_port, upstream_keepalive  # noqa: E402
 
-from .servers import Ports, http_config  # noqa: E402
+from .servers import Ports, http_config, responder_fastcgi  # noqa: E402
 from .workloads import BUCKET, Workload, gzip_bytes  # noqa: E402
+
+RESPONDER_SOURCE = Path(__file__).resolve().parent / "responder.c"
 
 # What the worker answers on /health (the static column answers the same bytes itself).
 HEALTH_BODY = '{"status":"ok"}'
@@ -28,17 +32,19 @@ def default_worker_threads(nproc: int) -> int:
 
 
 def thread_rule(threads: int, keepalive: int | None, nginx_workers: int) -> str:
-    """NOTES.md / s3cache-upstream.conf: FCGI_THREADS > keepalive x worker_processes, or kept
-    connections can tie up every thread while new ones wait in the listen queue. Returns the
-    sentence for the report; raises ValueError when the rule is broken."""
+    """The worker parks idle kept connections (they hold no thread), so its thread count needs
+    no rule. The C responder keeps a thread per connection, as libfcgi's threaded example does:
+    it needs more threads than nginx keeps idle connections (keepalive x worker_processes), or
+    kept connections tie up every thread while new ones wait. Returns the sentence for the
+    report; raises ValueError when the responder would starve."""
     if keepalive is None:
-        return f"FCGI_THREADS={threads}; the shipped upstream keeps no connections (no rule to meet)"
+        return f"FCGI_THREADS={threads} (and as many C responder threads); the shipped upstream keeps no connections"
     kept = keepalive * nginx_workers
     if threads <= kept:
-        raise ValueError(f"FCGI_THREADS={threads} breaks the rule FCGI_THREADS > keepalive ({keepalive}) x "
-                         f"worker_processes ({nginx_workers}) = {kept}")
-    return (f"FCGI_THREADS={threads} > keepalive {keepalive} x worker_processes {nginx_workers} = {kept} "
-            "(the rule in NOTES.md and s3cache-upstream.conf)")
+        raise ValueError(f"{threads} threads would starve the C responder: nginx keeps up to keepalive ({keepalive}) x "
+                         f"worker_processes ({nginx_workers}) = {kept} connections, each holding one of its threads")
+    return (f"FCGI_THREADS={threads}, and as many C responder threads (one per kept connection: more than "
+            f"keepalive {keepalive} x worker_processes {nginx_workers} = {kept})")
 
 
 class BenchStack:
@@ -54,7 +60,15 @@ class BenchStack:
         self.memory = _tmpfs_directory()
         static_root, proxy_cache_dir = self.memory / "static", self.memory / "proxy_cache"
         _write_static_files(static_root, workloads)
-        self.ports = Ports(static=free_port(), proxy_cache=free_port(), s3cache=free_port())
+        self.responder_binary = _build_responder(self.memory)
+        self.responder_socket = self.memory / "responder.sock"
+        self.responder_body = self.memory / "responder-body"
+        one_kib = next((workload for workload in workloads if workload.slug == "1k"), None)
+        self.responder_body.write_bytes(one_kib.body if one_kib else os.urandom(1024))
+        responder_snippet = self.memory / "responder-fastcgi.conf"
+        responder_snippet.write_text(responder_fastcgi((REPO / "nginx" / "s3cache-fastcgi.conf").read_text()))
+        self.responder: subprocess.Popen | None = None
+        self.ports = Ports(static=free_port(), proxy_cache=free_port(), responder=free_port(), s3cache=free_port())
         moto_port = free_port()
         self.stack = Stack(
             binary=binary, moto_port=moto_port, buckets=(BUCKET,), threads=threads, keep=keep,
@@ -67,10 +81,13 @@ class BenchStack:
                 "LOG_LEVEL": log_level,
             },
             http_extra=http_config(self.ports, static_root=static_root, proxy_cache_dir=proxy_cache_dir,
-                                   moto_port=moto_port, proxy_gzip_level=proxy_gzip_level, health_body=HEALTH_BODY))
+                                   moto_port=moto_port, proxy_gzip_level=proxy_gzip_level, health_body=HEALTH_BODY,
+                                   responder_socket=self.responder_socket, responder_snippet=responder_snippet,
+                                   keepalive=upstream_keepalive()))
 
     def __enter__(self) -> "BenchStack":
         try:
+            self._start_responder()
             self.stack.start()
             self._put_objects()
         except BaseException:
@@ -83,7 +100,24 @@ class BenchStack:
 
     def close(self) -> None:
         self.stack.stop()
+        if self.responder is not None and self.responder.poll() is None:
+            self.responder.terminate()
+            self.responder.wait(timeout=10)
         shutil.rmtree(self.memory, ignore_errors=True)
+
+    def responder_alive(self) -> bool:
+        return self.responder is not None and self.responder.poll() is None
+
+    def _start_responder(self) -> None:
+        """The bare C responder, with as many threads as the worker (one per kept connection)."""
+        self.responder = subprocess.Popen(
+            [str(self.responder_binary), str(self.responder_socket), str(self.threads), str(self.responder_body)],
+            stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not self.responder_socket.exists():
+            if self.responder.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the C responder did not start (status {self.responder.poll()})")
+            time.sleep(0.02)
 
     def nginx_worker_pids(self) -> list[int]:
         """nginx's worker processes (the children of its master)."""
@@ -102,6 +136,19 @@ class BenchStack:
             "Sid": "PublicRead", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
             "Resource": f"arn:aws:s3:::{BUCKET}/*"}]}
         s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(policy))
+
+
+def _build_responder(directory: Path) -> Path:
+    """Compiles responder.c against libfcgi (libfcgi-dev, which the worker's build needs too)."""
+    compiler = shutil.which("cc") or shutil.which("clang") or shutil.which("gcc")
+    if compiler is None:
+        raise RuntimeError("no C compiler (cc, clang or gcc) on PATH to build bench/harness/responder.c")
+    binary = directory / "responder"
+    completed = subprocess.run([compiler, "-O2", "-pthread", "-o", str(binary), str(RESPONDER_SOURCE), "-lfcgi"],
+                               capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise RuntimeError(f"building the C responder failed:\n{completed.stderr}")
+    return binary
 
 
 def _tmpfs_directory() -> Path:

@@ -16,27 +16,49 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-STATIC, PROXY_CACHE, S3CACHE = "static", "proxy_cache", "s3cache"
-TARGETS = (STATIC, PROXY_CACHE, S3CACHE)
+STATIC, PROXY_CACHE, RESPONDER, S3CACHE = "static", "proxy_cache", "C libfcgi", "s3cache"
+TARGETS = (STATIC, PROXY_CACHE, RESPONDER, S3CACHE)
+# The bare C responder answers only these rows: it is the transport's ceiling, not a cache.
+RESPONDER_ROWS = ("1k", "health")
 
 
 @dataclass(frozen=True)
 class Ports:
     static: int
     proxy_cache: int
+    responder: int
     s3cache: int
 
     def of(self, target: str) -> int:
-        return {STATIC: self.static, PROXY_CACHE: self.proxy_cache, S3CACHE: self.s3cache}[target]
+        return {STATIC: self.static, PROXY_CACHE: self.proxy_cache, RESPONDER: self.responder,
+                S3CACHE: self.s3cache}[target]
+
+
+def responder_fastcgi(shipped: str) -> str:
+    """The shipped ``s3cache-fastcgi.conf`` pointed at the C responder's upstream: the same
+    parameters, keep-alive, buffers and timeouts, so that the two columns differ only in what
+    answers. The error pages name locations of the s3cache snippets and are left out."""
+    lines = []
+    for line in shipped.splitlines():
+        if line.strip().startswith("error_page"):
+            continue
+        lines.append(line.replace("fastcgi_pass s3cache;", "fastcgi_pass bench_responder;"))
+    text = "\n".join(lines) + "\n"
+    if "fastcgi_pass bench_responder;" not in text:
+        raise ValueError("the shipped s3cache-fastcgi.conf has no 'fastcgi_pass s3cache;' to point elsewhere")
+    return text
 
 
 def http_config(ports: Ports, *, static_root: Path, proxy_cache_dir: Path, moto_port: int,
-                proxy_gzip_level: int | None, health_body: str) -> str:
-    """The extra ``http {}`` text: three servers (static ceiling, proxy_cache, s3cache).
+                proxy_gzip_level: int | None, health_body: str, responder_socket: Path,
+                responder_snippet: Path, keepalive: int | None) -> str:
+    """The extra ``http {}`` text: the comparison servers (static ceiling, proxy_cache, the bare
+    C libfcgi responder) and s3cache.
 
     ``proxy_gzip_level`` None leaves proxy_cache's ``gzip_comp_level`` at nginx's default (1,
     the cheapest): what ``gzip on`` gives an operator, and the kindest setting for nginx here.
     """
+    keepalive_line = "" if keepalive is None else f"\n        keepalive {keepalive};"
     level_line = "" if proxy_gzip_level is None else f"\n            gzip_comp_level {proxy_gzip_level};"
     return f"""
     # ---- bench/run: comparison servers -------------------------------------------------
@@ -98,7 +120,22 @@ def http_config(ports: Ports, *, static_root: Path, proxy_cache_dir: Path, moto_
         }}
     }}
 
-    # (c) + (d) s3cache exactly as shipped: the operator's include of the locations snippet.
+    # (c) The transport's ceiling: a bare C libfcgi responder (responder.c) behind the shipped
+    #     FastCGI settings, with the shipped upstream's keep-alive.
+    upstream bench_responder {{
+        server unix:{responder_socket};{keepalive_line}
+        keepalive_requests 1000;
+        keepalive_timeout 30s;
+    }}
+    server {{
+        listen 127.0.0.1:{ports.responder};
+        access_log off;
+        location / {{
+            include {responder_snippet};
+        }}
+    }}
+
+    # (d) s3cache exactly as shipped: the operator's include of the locations snippet.
     server {{
         listen 127.0.0.1:{ports.s3cache};
         server_name localhost;
