@@ -3,7 +3,6 @@ import CLinux
 import Glibc
 #endif
 import Platform
-import Synchronization
 
 /// Where connections wait while no request is being served on them: the listen socket and every
 /// connection nginx keeps open between two requests, in one epoll set that all worker threads
@@ -20,8 +19,9 @@ import Synchronization
 final class ConnectionPark: Sendable {
     private let epoll: Int32
     private let listenFD: Int32
-    /// Connections parked right now, to close when the pool drains.
-    private let idle = Mutex<Set<Int32>>([])
+    /// Connections parked right now, to close when the pool drains. Every request passes
+    /// through it twice (taken, parked again), on every thread: an adaptive lock, see there.
+    private let idle = AdaptiveLock<Set<Int32>>([])
 
     enum Event {
         /// The listen socket has a connection waiting (another thread may still take it first).

@@ -1,3 +1,4 @@
+import Platform
 import Synchronization
 
 /// The byte-bounded, sharded, single-flight object cache.
@@ -181,10 +182,10 @@ public struct CacheUsage: Sendable, Equatable {
 }
 
 final class Shard: Sendable {
-    let state: ShardLock<ShardState>
+    let state: AdaptiveLock<ShardState>
 
     init(capacity: Int, policy: EvictionPolicyKind) {
-        state = ShardLock(ShardState(policy: AnyEvictionPolicy(policy, capacity: capacity)))
+        state = AdaptiveLock(ShardState(policy: AnyEvictionPolicy(policy, capacity: capacity)))
     }
 }
 

@@ -2,15 +2,17 @@
 import Glibc
 #endif
 
-/// The state of one cache shard behind glibc's adaptive mutex, which spins briefly before it
-/// sleeps.
+/// State behind glibc's adaptive mutex, which spins briefly before it sleeps: for critical
+/// sections of a few hundred nanoseconds that many threads enter (a cache shard's lookup, the
+/// set of parked connections).
 ///
-/// Not `Synchronization.Mutex`: on Linux that is a priority-inheritance futex, so every
-/// contended acquire is a system call (`FUTEX_LOCK_PI`) and waiters are handed the lock through
-/// the kernel. A shard's critical section is a hash lookup and a counter bump; when many threads
-/// hit one hot object, sleeping in the kernel for that costs more than the work itself
-/// (bench/README.md, "Where the time goes").
-final class ShardLock<State>: @unchecked Sendable {
+/// Not `Synchronization.Mutex`: on Linux that is a priority-inheritance futex. Every contended
+/// acquire is a system call (`FUTEX_LOCK_PI`) and the kernel hands the lock to a sleeping
+/// waiter, which owns it before it runs; meanwhile the running threads spin in user space for
+/// a lock nobody is using. With 64 threads on 2 cores that convoy took 65 % of the worker's
+/// CPU on 1 KiB hits (bench/README.md, "Where the time goes"). glibc's mutex leaves an
+/// unlocked lock to whoever runs first.
+public final class AdaptiveLock<State>: @unchecked Sendable {
     /// `PTHREAD_MUTEX_ADAPTIVE_NP`, glibc's value; Swift's Glibc module builds without
     /// `_GNU_SOURCE`, which hides the name.
     private static var adaptiveMutexKind: Int32 { 3 }
@@ -20,7 +22,7 @@ final class ShardLock<State>: @unchecked Sendable {
     /// `Sendable` despite `@unchecked`.
     private var state: State
 
-    init(_ state: State) {
+    public init(_ state: State) {
         self.state = state
         mutex = .allocate(capacity: 1)
         var attributes = pthread_mutexattr_t()
@@ -35,7 +37,7 @@ final class ShardLock<State>: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func withLock<Result>(_ body: (inout State) throws -> Result) rethrows -> Result {
+    public func withLock<Result>(_ body: (inout State) throws -> Result) rethrows -> Result {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&state)
