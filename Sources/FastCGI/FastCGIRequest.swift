@@ -17,12 +17,19 @@ public final class FastCGIRequest {
     /// Bodies from this size on bypass libfcgi's 8 KiB buffer (`RecordWriter`).
     static let directWriteThreshold = 16 * 1024
 
-    /// Prepares a request slot for connections handed to it with `adopt(connection:)`.
+    /// Prepares a request slot for connections handed to it with `adopt(connection:isNew:)`.
     ///
     /// libfcgi gets no listen socket (-1): the pool accepts connections itself, so that it can
     /// stop accepting on shutdown. When a kept connection fails, `FCGX_Accept_r` then returns
     /// an error instead of blocking in its own `accept()`.
-    public init() {
+    ///
+    /// - Parameter restingTimeout: how long, in seconds, a read on a connection may wait for
+    ///   nginx's next bytes when nothing asks for another limit (`readBody(idleTimeout:)`
+    ///   does): set once on each new connection and kept between requests, so that a request
+    ///   costs no `setsockopt`. It bounds a request that arrives half (nginx sends each one
+    ///   whole) and the end of a bodiless request's input.
+    public init(restingTimeout: Double = 30) {
+        self.restingTimeout = restingTimeout
         request = .allocate(capacity: 1)
         request.initialize(to: FCGX_Request())
         FCGX_InitRequest(request, -1, 0)
@@ -40,12 +47,14 @@ public final class FastCGIRequest {
     /// pool needs both to own accepting, and they have kept their meaning since libfcgi 2.4.0.
     public var connection: Int32 { request.pointee.ipcFd }
 
-    /// Makes `fd`, a connection with a request waiting (new, or parked between requests), the
-    /// one the next request is read from.
-    public func adopt(connection fd: Int32) {
+    /// Makes `fd`, a connection with a request waiting, the one the next request is read from:
+    /// a new connection (`isNew`), or one parked by `detach`, which left it at the resting
+    /// timeout.
+    public func adopt(connection fd: Int32, isNew: Bool) {
         precondition(request.pointee.ipcFd < 0, "adopting a connection while another is open")
         request.pointee.ipcFd = fd
-        receiveTimeout = 0  // new, or parked by `detach`, which cleared it
+        receiveTimeout = isNew ? 0 : restingTimeout
+        setReceiveTimeout(restingTimeout)
         // FCGX_Accept_r first finishes the previous request and closes its connection unless it
         // was kept; the new connection must survive that.
         request.pointee.keepConnection = 1
@@ -57,7 +66,7 @@ public final class FastCGIRequest {
     public func detach() -> Int32? {
         let fd = request.pointee.ipcFd
         guard fd >= 0 else { return nil }
-        setReceiveTimeout(0)  // the next request on it is read when epoll says it is there
+        setReceiveTimeout(restingTimeout)  // what `adopt` assumes of a parked connection
         request.pointee.ipcFd = -1
         return fd
     }
@@ -90,7 +99,10 @@ public final class FastCGIRequest {
     private func discardUnreadBody() -> Bool {
         guard let input = request.pointee.in else { return true }
         if FCGX_HasSeenEOF(input) != 0 { return true }
-        setReceiveTimeout(0.05)
+        // A request without a body (a GET, say) has only the input's end left, which nginx
+        // sends with the parameters: it is read at the resting timeout, without a system call
+        // to change it. Anything else gets a moment, not the idle time an upload would.
+        if declaresBody { setReceiveTimeout(0.05) }
         var scratch = [CChar](repeating: 0, count: 8192)
         var discarded = 0
         while discarded <= 64 * 1024 {
@@ -99,6 +111,14 @@ public final class FastCGIRequest {
             discarded += Int(count)
         }
         return false
+    }
+
+    /// Whether the request may have a body: a length other than 0, or chunked (`CONTENT_LENGTH`
+    /// is then empty, and `Transfer-Encoding` is passed on as `HTTP_TRANSFER_ENCODING`).
+    private var declaresBody: Bool {
+        if FCGX_GetParam("HTTP_TRANSFER_ENCODING", request.pointee.envp) != nil { return true }
+        guard let length = FCGX_GetParam("CONTENT_LENGTH", request.pointee.envp) else { return false }
+        return !(length[0] == 0 || (length[0] == CChar(UInt8(ascii: "0")) && length[1] == 0))
     }
 
     /// Marks the response as broken: nothing more is written, and the request must end with
@@ -163,6 +183,7 @@ public final class FastCGIRequest {
 
     /// The receive timeout set on the current connection, in seconds; 0 for none.
     private var receiveTimeout: Double = 0
+    private let restingTimeout: Double
 
     private func setReceiveTimeout(_ seconds: Double) {
         guard seconds != receiveTimeout, request.pointee.ipcFd >= 0 else { return }

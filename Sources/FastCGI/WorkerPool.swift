@@ -27,6 +27,7 @@ public final class WorkerPool: Sendable {
     private let listen: ListenSocket
     private let threadCount: Int
     private let makeHandler: HandlerFactory
+    private let restingTimeout: Double
     private let reportError: @Sendable (String) -> Void
     private let draining = Atomic(false)
     private let inFlightCount = Atomic(0)
@@ -35,13 +36,17 @@ public final class WorkerPool: Sendable {
     /// Set by `start`: the connections between requests, and the listen socket.
     private let park = Mutex<ConnectionPark?>(nil)
 
-    /// - Parameter reportError: told about failures that end a thread (it is not replaced).
+    /// - Parameters:
+    ///   - restingTimeout: how long a read on a connection waits for nginx when no request
+    ///     sets another limit (`FastCGIRequest.init(restingTimeout:)`).
+    ///   - reportError: told about failures that end a thread (it is not replaced).
     public init(
-        listen: ListenSocket, threads: Int, reportError: @escaping @Sendable (String) -> Void,
-        makeHandler: @escaping HandlerFactory
+        listen: ListenSocket, threads: Int, restingTimeout: Double = 30,
+        reportError: @escaping @Sendable (String) -> Void, makeHandler: @escaping HandlerFactory
     ) {
         precondition(threads > 0, "a worker pool needs at least one thread")
         self.listen = listen
+        self.restingTimeout = restingTimeout
         self.threadCount = threads
         self.reportError = reportError
         self.makeHandler = makeHandler
@@ -112,7 +117,7 @@ public final class WorkerPool: Sendable {
     private var isDraining: Bool { draining.load(ordering: .sequentiallyConsistent) }
 
     private func serve(_ park: ConnectionPark) {
-        let request = FastCGIRequest()
+        let request = FastCGIRequest(restingTimeout: restingTimeout)
         let handle = makeHandler()
         // The thread's signal mask with the wake signal removed: the mask in force while waiting.
         var waitMask = sigset_t()
@@ -137,16 +142,18 @@ public final class WorkerPool: Sendable {
                 }
                 // nginx connects to send a request: the accepting thread serves it. Parked
                 // instead, it could still be unread when a drain closes idle connections.
-                serve(fd, with: request, handle: handle, park: park)
+                serve(fd, isNew: true, with: request, handle: handle, park: park)
             case let .request(fd):
-                serve(fd, with: request, handle: handle, park: park)
+                serve(fd, isNew: false, with: request, handle: handle, park: park)
             }
         }
     }
 
     /// Serves the request waiting on `fd`, then parks the connection if nginx keeps it.
-    private func serve(_ fd: Int32, with request: FastCGIRequest, handle: (FastCGIRequest) -> Void, park: ConnectionPark) {
-        request.adopt(connection: fd)
+    private func serve(
+        _ fd: Int32, isNew: Bool, with request: FastCGIRequest, handle: (FastCGIRequest) -> Void, park: ConnectionPark
+    ) {
+        request.adopt(connection: fd, isNew: isNew)
         serveOne(request, handle: handle)
         guard let kept = request.detach() else { return }
         if isDraining {

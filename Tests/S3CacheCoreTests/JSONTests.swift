@@ -21,12 +21,14 @@ import Testing
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
         defer { close(fds[0]) }
-        let log = AccessLog(level: LogLevelSetting(.info), fd: fds[1])
+        let output = LogOutput(fd: fds[1])
+        let log = AccessLog(level: LogLevelSetting(.info), output: output)
         #expect(log.isEnabled(serverFault: false))
         log.write(AccessLog.Entry(
             method: "GET", status: 200, elapsedNanoseconds: 1_234_567, bytesSent: 42, remoteAddress: "127.0.0.1",
             userAgent: "curl/8 \"quoted\"\n\u{2028}", requestID: "abc", bucket: "public", key: "a/b.txt", path: nil,
             cache: "HIT", error: nil, isServerFault: false))
+        output.flush()   // an info line waits for the next batch
         close(fds[1])
         var buffer = [UInt8](repeating: 0, count: 4096)
         let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
@@ -37,6 +39,38 @@ import Testing
         #expect(line.contains(#""level":"info","msg":"request","bytes_sent":42,"bucket":"public","cache":"HIT","duration_ms":1.235,"#))
         #expect(line.contains(#""key":"a/b.txt","method":"GET","remote_addr":"127.0.0.1","request_id":"abc","status":200,"#))
         #expect(line.contains(#""user_agent":"curl/8 \"quoted\"\n\u2028"}"#))
+    }
+
+    @Test func infoLinesWaitForABatchAndAServerFaultWritesEverythingInOrder() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+        let output = LogOutput(fd: fds[1])
+        let log = AccessLog(level: LogLevelSetting(.info), output: output)
+        func entry(_ status: Int, fault: Bool) -> AccessLog.Entry {
+            AccessLog.Entry(
+                method: "GET", status: status, elapsedNanoseconds: 1, bytesSent: 0, remoteAddress: "127.0.0.1",
+                userAgent: "t", requestID: nil, bucket: nil, key: nil, path: nil, cache: nil, error: nil,
+                isServerFault: fault)
+        }
+        func readAll() -> String {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+            return count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : ""
+        }
+        log.write(entry(200, fault: false))
+        log.write(entry(201, fault: false))
+        #expect(readAll() == "", "info lines wait for the batch")
+        log.write(entry(502, fault: true))
+        let lines = readAll().split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines.map { $0.contains(#""status":200"#) } == [true, false, false])
+        #expect(lines.map { $0.contains(#""status":201"#) } == [false, true, false])
+        #expect(lines[2].contains(#""level":"error""#) && lines[2].contains(#""status":502"#))
+        // A full batch is written by the thread that filled it.
+        while readAll().isEmpty { log.write(entry(200, fault: false)) }
+        close(fds[1])
     }
 
     @Test func infoLinesFollowTheLevelButServerFaultsAlwaysShow() {

@@ -4,8 +4,9 @@ import Glibc
 import Logging
 
 /// The access log: one JSON line per request, in the same shape as `JSONLogHandler`'s lines
-/// (`time`, `level`, `msg`, then the fields in name order), written by each worker thread
-/// straight into a buffer it reuses.
+/// (`time`, `level`, `msg`, then the fields in name order), built by each worker thread
+/// straight into a buffer it reuses and handed to the `LogOutput`, which writes info lines in
+/// batches and error lines at once.
 ///
 /// Requests do not go through swift-log: building its metadata dictionary, boxing every value
 /// and sorting the keys cost more than the rest of a cache hit (bench/README.md, "Where the
@@ -30,12 +31,12 @@ final class AccessLog {
     }
 
     private let level: LogLevelSetting
-    private let fd: Int32
+    private let output: LogOutput
     private var line: [UInt8] = []
 
-    init(level: LogLevelSetting, fd: Int32 = 1) {
+    init(level: LogLevelSetting, output: LogOutput = .standardOutput) {
         self.level = level
-        self.fd = fd
+        self.output = output
         line.reserveCapacity(1024)
     }
 
@@ -64,7 +65,7 @@ final class AccessLog {
         appendNumber("status", Int64(entry.status))
         appendString("user_agent", entry.userAgent)
         line += "}\n".utf8
-        line.withUnsafeBytes { writeLine($0, to: fd) }
+        line.withUnsafeBytes { output.append($0, now: entry.isServerFault) }
     }
 
     private func appendString(_ name: StaticString, _ value: String?) {

@@ -5,21 +5,20 @@ public import Logging
 import Synchronization
 import Platform
 
-/// Writes each log record as one JSON line to a file descriptor (stdout for journald).
-///
-/// One `write(2)` per line, so lines from different threads never interleave.
+/// Writes each log record as one JSON line to a `LogOutput` (stdout for journald), at once:
+/// these are the operational messages (start, reload, failures), rare and wanted without delay.
 /// Metadata keys become top-level fields; integers and doubles stay JSON numbers.
 public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     private let level: LogLevelSetting
     private let label: String
-    private let fd: Int32
+    private let output: LogOutput
 
     /// - Parameter level: shared by every logger of the process, so a reload changes them all.
-    public init(label: String, level: LogLevelSetting, fd: Int32 = 1) {
+    public init(label: String, level: LogLevelSetting, output: LogOutput = .standardOutput) {
         self.label = label
         self.level = level
-        self.fd = fd
+        self.output = output
     }
 
     public var logLevel: Logger.Level {
@@ -44,7 +43,7 @@ public struct JSONLogHandler: LogHandler {
         }
         var line = JSON.object(fields)
         line += "\n"
-        line.withUTF8 { writeLine(UnsafeRawBufferPointer($0), to: fd) }
+        line.withUTF8 { output.append(UnsafeRawBufferPointer($0), now: true) }
     }
 
     static func json(_ value: Logger.Metadata.Value) -> JSON.Value {

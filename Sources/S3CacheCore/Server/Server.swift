@@ -46,8 +46,9 @@ public enum Server {
         }
 
         let shared = SharedState(configuration: configuration, logLevel: logLevel)
+        try LogOutput.standardOutput.startFlushing(every: 0.1)
         let pool = WorkerPool(
-            listen: listen, threads: configuration.threads,
+            listen: listen, threads: configuration.threads, restingTimeout: configuration.uploadIdleTimeout,
             reportError: { message in logger.error("worker thread failure", metadata: ["error": .string(message)]) },
             makeHandler: { makeRequestHandler(shared: shared, logger: logger) })
         try pool.start()
