@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CFastCGI
+import Platform
 
 /// The streams of one FastCGI request slot: one per worker thread, reused for every request it
 /// serves, on whichever connection the request arrived.
@@ -93,25 +94,36 @@ public final class FastCGIRequest {
     }
 
     /// Reads what is left of the request body (a handler may answer without reading it: a 405,
-    /// a 412 before an upload), so that the connection is clean for the next request. True when
-    /// the body's end was reached; false when more than a little is left or it does not arrive
-    /// at once (the connection is then closed instead of kept).
+    /// a 412 before an upload, a 503 past the upload bound), so that the connection is clean
+    /// for the next request. True when the body's end was reached; false when more than a
+    /// little is left or it does not all arrive within `discardTime` (the connection is then
+    /// closed instead of kept).
+    ///
+    /// The limit is on the whole discard, not on each read: a client trickling its body a few
+    /// bytes at a time would otherwise hold the thread, and its answer unsent, until 64 KiB
+    /// had come (seconds at 10 KiB/s, while every thread did the same for other refused uploads).
     private func discardUnreadBody() -> Bool {
         guard let input = request.pointee.in else { return true }
         if FCGX_HasSeenEOF(input) != 0 { return true }
         // A request without a body (a GET, say) has only the input's end left, which nginx
         // sends with the parameters: it is read at the resting timeout, without a system call
         // to change it. Anything else gets a moment, not the idle time an upload would.
-        if declaresBody { setReceiveTimeout(0.05) }
+        let bounded = declaresBody
+        let deadline = bounded ? monotonicSeconds() + Self.discardTime : .infinity
+        if bounded { setReceiveTimeout(Self.discardTime) }
         var scratch = [CChar](repeating: 0, count: 8192)
         var discarded = 0
         while discarded <= 64 * 1024 {
             let count = scratch.withUnsafeMutableBufferPointer { FCGX_GetStr($0.baseAddress, Int32($0.count), input) }
             if count <= 0 { return FCGX_HasSeenEOF(input) != 0 && FCGX_GetError(input) == 0 }
             discarded += Int(count)
+            if bounded && monotonicSeconds() >= deadline { return false }
         }
         return false
     }
+
+    /// How long `finish` waits, in all, for the unread rest of a request body.
+    static let discardTime = 0.05
 
     /// Whether the request may have a body: a length other than 0, or chunked (`CONTENT_LENGTH`
     /// is then empty, and `Transfer-Encoding` is passed on as `HTTP_TRANSFER_ENCODING`).

@@ -201,6 +201,41 @@ def test_slow_uploads_leave_misses_and_hits_working(upload_bound):
             upload.close()
 
 
+def test_refused_uploads_trickling_their_body_are_answered_at_once(upload_bound):
+    """A refused upload's unread body is discarded for a moment in all, not a moment per read:
+    clients sending a few bytes every 10 ms once held a thread each, their 503 unsent, until
+    64 KiB had come (5 s here), and with enough of them every thread (bench/slow-clients)."""
+    stack = upload_bound.stack
+    hot = f"{unique('hot')}.bin"
+    stack.boto3.put_object(Bucket="public", Key=hot, Body=b"hot" * 100)
+    assert get(stack, "public", hot).status == 200
+    uploads = [SlowUpload(stack.port, f"{unique('fast-trickle')}.bin", size=1 << 20) for _ in range(40)]
+    try:
+        slowest_hit = 0.0
+        began = time.monotonic()
+        refused: list[SlowUpload] = []
+        while time.monotonic() < began + 3:
+            for _ in range(10):
+                for upload in uploads:
+                    upload.trickle(128)
+                time.sleep(0.01)
+            started = time.monotonic()
+            assert get(stack, "public", hot).status == 200
+            slowest_hit = max(slowest_hit, time.monotonic() - started)
+            if not refused and time.monotonic() >= began + 1.5:
+                refused = [upload for upload in uploads if upload.status_if_answered() == 503]
+        assert len(refused) >= 30, f"only {len(refused)} of 40 trickling uploads had their 503 within 1.5 s"
+        assert slowest_hit < 1, f"a hit took {slowest_hit:.2f} s beside trickling uploads"
+        # A refusal is load, not a failure: logged at warning, with its reason.
+        lines = wait_for(lambda: [r for r in stack.worker_log_lines()
+                                    if r.get("status") == 503 and "fast-trickle" in r.get("key", "")], 5,
+                           "the refusals' log lines")
+        assert all(r["level"] == "warning" and "uploads_busy" in r["error"] for r in lines), lines[:3]
+    finally:
+        for upload in uploads:
+            upload.close()
+
+
 def worker_threads(stack) -> int:
     for line in open(f"/proc/{stack.worker_pid}/status"):
         if line.startswith("Threads:"):

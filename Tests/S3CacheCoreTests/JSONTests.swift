@@ -23,11 +23,11 @@ import Testing
         defer { close(fds[0]) }
         let output = LogOutput(fd: fds[1])
         let log = AccessLog(level: LogLevelSetting(.info), output: output)
-        #expect(log.isEnabled(serverFault: false))
+        #expect(log.isEnabled(.info))
         log.write(AccessLog.Entry(
             method: "GET", status: 200, elapsedNanoseconds: 1_234_567, bytesSent: 42, remoteAddress: "127.0.0.1",
             userAgent: "curl/8 \"quoted\"\n\u{2028}", requestID: "abc", bucket: "public", key: "a/b.txt", path: nil,
-            cache: "HIT", error: nil, isServerFault: false))
+            cache: "HIT", error: nil, severity: .info))
         output.flush()   // an info line waits for the next batch
         close(fds[1])
         var buffer = [UInt8](repeating: 0, count: 4096)
@@ -52,7 +52,7 @@ import Testing
             AccessLog.Entry(
                 method: "GET", status: status, elapsedNanoseconds: 1, bytesSent: 0, remoteAddress: "127.0.0.1",
                 userAgent: "t", requestID: nil, bucket: nil, key: nil, path: nil, cache: nil, error: nil,
-                isServerFault: fault)
+                severity: fault ? .serverFault : .info)
         }
         func readAll() -> String {
             var buffer = [UInt8](repeating: 0, count: 65536)
@@ -75,8 +75,10 @@ import Testing
 
     @Test func infoLinesFollowTheLevelButServerFaultsAlwaysShow() {
         let log = AccessLog(level: LogLevelSetting(.warning))
-        #expect(!log.isEnabled(serverFault: false))
-        #expect(log.isEnabled(serverFault: true))
+        #expect(!log.isEnabled(.info))
+        #expect(log.isEnabled(.refusal))
+        #expect(log.isEnabled(.serverFault))
+        #expect(!AccessLog(level: LogLevelSetting(.error)).isEnabled(.refusal))
     }
 
     @Test(arguments: [(0, "0"), (999, "0.001"), (1_000_000, "1"), (12_340_000, "12.34"), (5_000_499, "5")] as [(Int64, String)])

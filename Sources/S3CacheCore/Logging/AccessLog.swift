@@ -26,8 +26,26 @@ final class AccessLog {
         var path: String?
         var cache: String?
         var error: String?
-        /// A failure of ours (5xx or a broken response), logged at error level.
-        var isServerFault: Bool
+        var severity: Severity
+    }
+
+    /// A request line's level.
+    enum Severity {
+        /// Answered as asked, or refused for the client's own mistake (4xx).
+        case info
+        /// Refused because a bound of ours was full (503 with `Retry-After`): the service is
+        /// working as configured, under more load than it was sized for.
+        case refusal
+        /// A failure of ours: any other 5xx, or a broken response.
+        case serverFault
+
+        var level: Logger.Level {
+            switch self {
+            case .info: .info
+            case .refusal: .warning
+            case .serverFault: .error
+            }
+        }
     }
 
     private let level: LogLevelSetting
@@ -41,15 +59,19 @@ final class AccessLog {
     }
 
     /// Whether a line at `severity` would be written; checked before anything is gathered.
-    func isEnabled(serverFault: Bool) -> Bool {
-        (serverFault ? Logger.Level.error : .info) >= level.value
+    func isEnabled(_ severity: Severity) -> Bool {
+        severity.level >= level.value
     }
 
     func write(_ entry: Entry) {
         line.removeAll(keepingCapacity: true)
         line += #"{"time":""#.utf8
         Self.appendTimestamp(to: &line)
-        line += entry.isServerFault ? #"","level":"error","msg":"request""#.utf8 : #"","level":"info","msg":"request""#.utf8
+        switch entry.severity {
+        case .info: line += #"","level":"info","msg":"request""#.utf8
+        case .refusal: line += #"","level":"warning","msg":"request""#.utf8
+        case .serverFault: line += #"","level":"error","msg":"request""#.utf8
+        }
         // Name order, as JSONLogHandler writes metadata.
         appendNumber("bytes_sent", entry.bytesSent)
         appendString("bucket", entry.bucket)
@@ -65,7 +87,8 @@ final class AccessLog {
         appendNumber("status", Int64(entry.status))
         appendString("user_agent", entry.userAgent)
         line += "}\n".utf8
-        line.withUnsafeBytes { output.append($0, now: entry.isServerFault) }
+        // Refusals come in floods when they come: they wait for the batch like info lines.
+        line.withUnsafeBytes { output.append($0, now: entry.severity == .serverFault) }
     }
 
     private func appendString(_ name: StaticString, _ value: String?) {

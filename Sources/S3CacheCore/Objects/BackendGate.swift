@@ -58,4 +58,9 @@ extension HTTPError {
     static let uploadsBusy = HTTPError(
         status: 503, code: "uploads_busy", message: "too many uploads are in progress; retry shortly",
         headers: [("Retry-After", "1")])
+
+    /// One of the refusals above: a bound of ours was full, nothing failed.
+    var isRefusalUnderLoad: Bool {
+        status == 503 && (code == Self.backendBusy.code || code == Self.uploadsBusy.code)
+    }
 }

@@ -161,13 +161,20 @@ public final class Gateway {
         var bucket: String?
         if case let .object(address) = route, rules.levels[address.bucket] != nil { bucket = address.bucket }
         recorder.record(method: method, status: status, bucket: bucket, nanoseconds: elapsed)
-        let serverFault = failure != nil && (response.status >= 500 || response.status == 0 || broken)
-        guard accessLog.isEnabled(serverFault: serverFault) else { return }
+        let severity: AccessLog.Severity
+        if let refusal = failure as? HTTPError, refusal.isRefusalUnderLoad, response.status == refusal.status, !broken {
+            severity = .refusal
+        } else if failure != nil && (response.status >= 500 || response.status == 0 || broken) {
+            severity = .serverFault
+        } else {
+            severity = .info
+        }
+        guard accessLog.isEnabled(severity) else { return }
         var entry = AccessLog.Entry(
             method: method, status: status, elapsedNanoseconds: elapsed, bytesSent: response.bodyBytesSent,
             remoteAddress: exchange.param("REMOTE_ADDR") ?? "", userAgent: exchange.param("HTTP_USER_AGENT") ?? "",
             requestID: exchange.param("REQUEST_ID"), cache: cache?.result.rawValue,
-            error: failure.map { String(describing: $0) }, isServerFault: serverFault)
+            error: failure.map { String(describing: $0) }, severity: severity)
         switch route {
         case let .object(address):
             entry.bucket = address.bucket
