@@ -160,16 +160,32 @@ public final class FastCGIRequest {
     /// A FastCGI parameter (`REQUEST_METHOD`, `HTTP_RANGE`, …) of the current request.
     ///
     /// Bytes that are not valid UTF-8 come back as `%XX` (see `ParameterText`).
-    public func param(_ name: String) -> String? {
-        guard let value = FCGX_GetParam(name, request.pointee.envp) else { return nil }
-        let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self), count: strlen(value))
-        return ParameterText.decode(bytes)
+    public func param(_ name: StaticString) -> String? {
+        value(of: name).map(ParameterText.decode)
     }
 
     /// A FastCGI parameter's bytes as nginx sent them (up to the first NUL).
-    public func rawParam(_ name: String) -> [UInt8]? {
-        guard let value = FCGX_GetParam(name, request.pointee.envp) else { return nil }
-        return Array(UnsafeBufferPointer(start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self), count: strlen(value)))
+    public func rawParam(_ name: StaticString) -> [UInt8]? {
+        value(of: name).map { Array($0) }
+    }
+
+    /// The value of `name` in libfcgi's `NAME=value` list, found as `FCGX_GetParam` does but
+    /// with the name's length known: a request looks up a dozen names, most of them absent,
+    /// and converting each to a C string and measuring it cost more than the search.
+    private func value(of name: StaticString) -> UnsafeBufferPointer<UInt8>? {
+        precondition(name.hasPointerRepresentation, "parameter names are string literals")
+        guard var entry = request.pointee.envp else { return nil }
+        let length = name.utf8CodeUnitCount
+        let wanted = UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self)
+        while let pair = entry.pointee {
+            // strncmp stops at the entry's NUL, so a shorter entry is never read past its end.
+            if strncmp(pair, wanted, length) == 0 && pair[length] == CChar(UInt8(ascii: "=")) {
+                let start = UnsafeRawPointer(pair + length + 1)
+                return UnsafeBufferPointer(start: start.assumingMemoryBound(to: UInt8.self), count: strlen(pair + length + 1))
+            }
+            entry += 1
+        }
+        return nil
     }
 
     /// Reads up to `buffer.count` bytes of the request body; 0 means the body ended (or the

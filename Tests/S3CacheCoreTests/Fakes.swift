@@ -19,8 +19,8 @@ final class FakeExchange: Exchange {
         self.body = body
     }
 
-    func param(_ name: String) -> String? { params[name] }
-    func rawParam(_ name: String) -> [UInt8]? { params[name].map { Array($0.utf8) } }
+    func param(_ name: StaticString) -> String? { params[name.description] }
+    func rawParam(_ name: StaticString) -> [UInt8]? { params[name.description].map { Array($0.utf8) } }
 
     func readBody(into buffer: UnsafeMutableRawBufferPointer, idleTimeout: Double) throws -> Int {
         let count = min(buffer.count, body.count - bodyOffset, 1000)

@@ -5,9 +5,9 @@ public import FastCGI
 /// `FastCGIRequest` is the real one; tests use an in-memory one.
 public protocol Exchange: AnyObject {
     /// A CGI parameter: `REQUEST_METHOD`, `REQUEST_URI`, `HTTP_RANGE`, …
-    func param(_ name: String) -> String?
+    func param(_ name: StaticString) -> String?
     /// A CGI parameter's bytes exactly as received (`param` writes bytes that are not UTF-8 as `%XX`).
-    func rawParam(_ name: String) -> [UInt8]?
+    func rawParam(_ name: StaticString) -> [UInt8]?
     /// Up to `buffer.count` bytes of the request body; 0 at its end. Throws when no byte
     /// arrived for `idleTimeout` seconds.
     func readBody(into buffer: UnsafeMutableRawBufferPointer, idleTimeout: Double) throws -> Int

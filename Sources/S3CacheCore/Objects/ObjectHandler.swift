@@ -15,7 +15,7 @@ final class ObjectHandler {
     private let cachedReads: CachedReads?
 
     /// Client request headers stored with the object on PUT (besides Content-Type).
-    private static let forwardedWriteHeaders = [
+    private static let forwardedWriteHeaders: [(param: StaticString, name: String)] = [
         ("HTTP_CACHE_CONTROL", "Cache-Control"), ("HTTP_CONTENT_DISPOSITION", "Content-Disposition"),
         ("HTTP_CONTENT_LANGUAGE", "Content-Language"),
     ]
@@ -174,7 +174,7 @@ final class ObjectHandler {
     /// A request header S3 is to store and relay, exactly as the client sent it: refused with
     /// 400 when its bytes are not UTF-8 (they could not reach S3 unchanged) or hold a control
     /// character (every later reader of the object would get it).
-    static func headerValue(_ exchange: any Exchange, _ param: String, name: String) throws -> String? {
+    static func headerValue(_ exchange: any Exchange, _ param: StaticString, name: String) throws -> String? {
         guard let bytes = exchange.rawParam(param) else { return nil }
         guard let value = String(validating: bytes, as: UTF8.self) else {
             throw HTTPError.badRequest("the \(name) header is not valid UTF-8")
