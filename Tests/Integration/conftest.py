@@ -49,14 +49,17 @@ def shipped_keepalive() -> int:
 
 
 def tight_thread_count() -> int:
-    """FCGI_THREADS for the shared stack: a few more than nginx keeps idle connections.
+    """FCGI_THREADS for the shared stack: fewer than the idle connections nginx may keep.
 
-    Each nginx worker process keeps up to ``keepalive`` idle connections to the worker. Until the
-    worker parked idle kept connections (ConnectionPark), each held a thread, and a pool no larger
-    than keepalive x worker_processes could stall; the shared stack still runs at that edge, and
-    test_load.py runs a pool far below it.
+    Each nginx worker process keeps up to ``keepalive`` idle connections to the worker. Before
+    the worker parked idle kept connections (ConnectionPark), each held a thread, and a pool no
+    larger than keepalive x worker_processes could stall with every thread on an idle
+    connection. The shared stack runs below that line, so any regression stalls it
+    (test_concurrency.py); test_load.py runs a pool of four threads.
     """
-    return shipped_keepalive() * NGINX_WORKERS + 8
+    threads = 40
+    assert threads < shipped_keepalive() * NGINX_WORKERS, "the shared stack must have fewer threads than kept connections"
+    return threads
 
 
 # ---------------------------------------------------------------------------------------------

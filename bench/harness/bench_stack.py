@@ -31,20 +31,20 @@ def default_worker_threads(nproc: int) -> int:
     return max(64, 16 * nproc + 32)
 
 
-def thread_rule(threads: int, keepalive: int | None, nginx_workers: int) -> str:
-    """The worker parks idle kept connections (they hold no thread), so its thread count needs
-    no rule. The C responder keeps a thread per connection, as libfcgi's threaded example does:
-    it needs more threads than nginx keeps idle connections (keepalive x worker_processes), or
-    kept connections tie up every thread while new ones wait. Returns the sentence for the
-    report; raises ValueError when the responder would starve."""
+def responder_threads(threads: int, keepalive: int | None, nginx_workers: int) -> tuple[int, str]:
+    """The C responder's thread count, and the sentence for the report.
+
+    The worker parks idle kept connections (they hold no thread), so its thread count needs no
+    rule. The C responder keeps a thread per connection, as libfcgi's threaded example does: it
+    needs more threads than nginx keeps idle connections (keepalive x worker_processes), or
+    kept connections tie up every thread while new ones wait. It gets the worker's count, or
+    that many plus 32 if more."""
     if keepalive is None:
-        return f"FCGI_THREADS={threads} (and as many C responder threads); the shipped upstream keeps no connections"
+        return threads, f"FCGI_THREADS={threads}, and as many C responder threads (the upstream keeps no connections)"
     kept = keepalive * nginx_workers
-    if threads <= kept:
-        raise ValueError(f"{threads} threads would starve the C responder: nginx keeps up to keepalive ({keepalive}) x "
-                         f"worker_processes ({nginx_workers}) = {kept} connections, each holding one of its threads")
-    return (f"FCGI_THREADS={threads}, and as many C responder threads (one per kept connection: more than "
-            f"keepalive {keepalive} x worker_processes {nginx_workers} = {kept})")
+    count = max(threads, kept + 32)
+    return count, (f"FCGI_THREADS={threads}; {count} C responder threads (a thread per kept connection: more than "
+                   f"keepalive {keepalive} x worker_processes {nginx_workers} = {kept})")
 
 
 class BenchStack:
@@ -53,7 +53,7 @@ class BenchStack:
     def __init__(self, workloads: list[Workload], *, binary: str | None, threads: int, log_level: str,
                  proxy_gzip_level: int | None, keep: bool, nginx_workers: int):
         # Checked first: nothing has been created yet if the settings are wrong.
-        self.rule = thread_rule(threads, upstream_keepalive(), nginx_workers)
+        self.responder_threads, self.rule = responder_threads(threads, upstream_keepalive(), nginx_workers)
         self.workloads = workloads
         self.threads = threads
         self.nginx_workers = nginx_workers
@@ -109,9 +109,10 @@ class BenchStack:
         return self.responder is not None and self.responder.poll() is None
 
     def _start_responder(self) -> None:
-        """The bare C responder, with as many threads as the worker (one per kept connection)."""
+        """The bare C responder (a thread per kept connection, see `responder_threads`)."""
         self.responder = subprocess.Popen(
-            [str(self.responder_binary), str(self.responder_socket), str(self.threads), str(self.responder_body)],
+            [str(self.responder_binary), str(self.responder_socket), str(self.responder_threads),
+             str(self.responder_body)],
             stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while not self.responder_socket.exists():
