@@ -30,6 +30,8 @@ final class ConnectionPark: Sendable {
         case request(fd: Int32)
         /// A signal ended the wait: the drain's wake signal, or any other.
         case interrupted
+        /// Nothing came within the wait's time limit.
+        case timedOut
     }
 
     init(listenFD: Int32) throws(SystemError) {
@@ -50,11 +52,12 @@ final class ConnectionPark: Sendable {
     }
 
     /// Blocks until a connection is waiting to be accepted or a parked one has a request, with
-    /// `mask` as the thread's signal mask meanwhile.
-    func wait(mask: inout sigset_t) -> Event {
+    /// `mask` as the thread's signal mask meanwhile, for at most `milliseconds` (-1: no limit).
+    func wait(mask: inout sigset_t, milliseconds: Int32 = -1) -> Event {
         var event = epoll_event()
         while true {
-            let count = epoll_pwait(epoll, &event, 1, -1, &mask)
+            let count = epoll_pwait(epoll, &event, 1, milliseconds, &mask)
+            if count == 0 { return .timedOut }
             if count > 0 {
                 let fd = event.data.fd
                 if fd == listenFD { return .newConnection }

@@ -1,5 +1,6 @@
 import CLinux
 @testable import FastCGI
+import Platform
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -185,5 +186,115 @@ private final class ReaderBox: Sendable {
         try park.park(server)
         park.closeAll()
         #expect(read(client, &buffer, 16) == 0)
+    }
+}
+
+@Suite(.serialized) struct WorkerPoolGrowthTests {
+    /// One FastCGI request (responder role, connection not kept) with `params`, and no body.
+    private func requestBytes(_ params: [(String, String)]) -> [UInt8] {
+        func record(_ type: UInt8, _ content: [UInt8]) -> [UInt8] {
+            [1, type, 0, 1, UInt8(content.count >> 8), UInt8(content.count & 0xff), 0, 0] + content
+        }
+        var pairs: [UInt8] = []
+        for (name, value) in params {
+            pairs += [UInt8(name.utf8.count), UInt8(value.utf8.count)] + Array(name.utf8) + Array(value.utf8)
+        }
+        return record(1, [0, 1, 0, 0, 0, 0, 0, 0]) + record(4, pairs) + record(4, []) + record(5, [])
+    }
+
+    private func send(_ bytes: [UInt8], to path: String) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            let path = Array(path.utf8)
+            raw.copyBytes(from: path)
+            raw[path.count] = 0
+        }
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(status == 0)
+        #expect(bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == bytes.count)
+        return fd
+    }
+
+    /// Everything the worker sent on `fd` until it closed the connection.
+    private func answer(_ fd: Int32) -> [UInt8] {
+        defer { close(fd) }
+        var all: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count <= 0 { return all }
+            all += buffer[..<count]
+        }
+    }
+
+    private func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = monotonicSeconds() + seconds
+        while monotonicSeconds() < deadline {
+            if condition() { return true }
+            usleep(10_000)
+        }
+        return condition()
+    }
+
+    @Test func thePoolGrowsWhileRequestsWaitAndShrinksBackAfter() throws {
+        var template = Array("/tmp/s3cache-pool-XXXXXX".utf8CString)
+        let directory = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) })
+        let path = directory + "/s.sock"
+        defer {
+            unlink(path)
+            rmdir(directory)
+        }
+        let listen = try ListenSocket.open(.unix(path: path, mode: 0o600), backlog: 16)
+        defer { close(listen.fd) }
+        // Waiting requests block on this pipe until the test writes one byte per request.
+        var release: [Int32] = [0, 0]
+        #expect(pipe(&release) == 0)
+        defer {
+            close(release[0])
+            close(release[1])
+        }
+        let releaseFD = release[0]
+        let pool = WorkerPool(
+            listen: listen, threads: 2, maxThreads: 5, reserve: 1, reportError: { _ in },
+            makeHandler: {
+                { request in
+                    if request.param("WAIT") != nil {
+                        WorkerPool.blocking {
+                            var byte: UInt8 = 0
+                            _ = Glibc.read(releaseFD, &byte, 1)
+                        }
+                    }
+                    try? request.write("Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nanswered")
+                }
+            })
+        try pool.start()
+        defer { _ = pool.drain(timeout: 5) }
+
+        // Six requests wait: the pool grows from 2 to its 5, keeping one thread free while it can.
+        let waiting = (0..<6).map { _ in send(requestBytes([("WAIT", "1")]), to: path) }
+        #expect(waitUntil(5) { pool.blocked == 5 && pool.running == 5 }, "running \(pool.running), blocked \(pool.blocked)")
+        // At its largest, with every thread waiting, a request that does not wait must queue.
+        let queued = send(requestBytes([]), to: path)
+        usleep(200_000)
+        #expect(pool.running == 5)
+
+        #expect(Glibc.write(release[1], [UInt8](repeating: 1, count: 6), 6) == 6)
+        for fd in waiting + [queued] {
+            #expect(String(decoding: answer(fd), as: UTF8.self).contains("answered"))
+        }
+        // Idle for the surplus wait, the threads started for the waits end; the pool keeps its two.
+        #expect(waitUntil(Double(WorkerPool.surplusIdleMilliseconds) / 1000 + 3) { pool.running == 2 }, "running \(pool.running)")
+        #expect(pool.blocked == 0)
+        #expect(String(decoding: answer(send(requestBytes([]), to: path)), as: UTF8.self).contains("answered"))
+    }
+
+    @Test func outsideAPoolBlockingJustRunsItsBody() throws {
+        struct Marker: Error {}
+        #expect(WorkerPool.blocking { 42 } == 42)
+        #expect(throws: Marker.self) { try WorkerPool.blocking { () throws(Marker) in throw Marker() } }
     }
 }

@@ -243,6 +243,20 @@ def worker_threads(stack) -> int:
     raise AssertionError("no Threads: line")
 
 
+def settled_threads(stack, timeout: float = 20) -> int:
+    """The worker's thread count once threads started for earlier waits have ended (a surplus
+    thread ends after 2 s without work): unchanged over 2.5 s."""
+    deadline = time.monotonic() + timeout
+    count = worker_threads(stack)
+    while time.monotonic() < deadline:
+        time.sleep(2.5)
+        now = worker_threads(stack)
+        if now == count:
+            return count
+        count = now
+    raise AssertionError(f"the worker's thread count did not settle in {timeout} s (last {count})")
+
+
 def test_stop_continue_and_stray_signals_leave_every_thread_serving(upload_bound):
     """SIGSTOP/SIGCONT (a debugger, a container freeze) and a stray SIGUSR2 (the pool's own wake
     signal) interrupt the threads' waits with EINTR: that must never end a thread."""
@@ -251,7 +265,7 @@ def test_stop_continue_and_stray_signals_leave_every_thread_serving(upload_bound
     key = f"{unique('signals')}.bin"
     stack.boto3.put_object(Bucket="public", Key=key, Body=b"still here")
     assert get(stack, "public", key).status == 200
-    before = worker_threads(stack)
+    before = settled_threads(stack)
     for _ in range(3):
         os.kill(stack.worker_pid, signal.SIGSTOP)
         time.sleep(0.2)
@@ -270,7 +284,7 @@ def test_stop_continue_and_stray_signals_leave_every_thread_serving(upload_bound
 
 @pytest.fixture(scope="module")
 def four_threads():
-    """Four worker threads behind nginx's shipped keepalive (16 idle connections per nginx
+    """Four worker threads behind nginx's shipped keepalive (64 idle connections per nginx
     worker): far more kept connections than threads."""
     c = start_cache_stack(threads=4)
     yield c
@@ -391,3 +405,73 @@ def test_an_upload_that_stops_sending_is_aborted_and_frees_its_permit(idle_uploa
         reply = raw_request(stack, "PUT", f"/objects/local/{key}", body=b"fine")
         assert reply.status == 200, reply.body
         assert get(stack, "local", key).body == b"fine"
+
+
+@pytest.fixture(scope="module")
+def sixteen_threads():
+    """Sixteen threads to start with (so at most 64), twelve S3 fetches and twelve uploads at once."""
+    c = start_cache_stack(slow_backend=True, threads=16,
+                          worker_env={"BACKEND_CONCURRENCY": "12", "UPLOAD_CONCURRENCY": "12"})
+    yield c
+    c.stop()
+
+
+def test_hits_never_wait_behind_requests_waiting_on_s3(sixteen_threads):
+    """A stampede of 40 on a key S3 takes 4 s to answer, 8 other slow misses and 8 slow uploads:
+    56 requests waiting, on a pool of 16 threads. Hits keep their speed (the pool grows while
+    requests wait), every waiting request gets its answer, and the pool shrinks back after."""
+    stack, backend = sixteen_threads.stack, sixteen_threads.backend
+    base = settled_threads(stack)
+    hot = f"{unique('hot')}.bin"
+    stack.boto3.put_object(Bucket="public", Key=hot, Body=b"hot" * 300)
+    assert get(stack, "public", hot).status == 200
+    prefix = unique("slow-s3")
+    stampede_key, body = f"{prefix}/stampede.bin", os.urandom(64 * 1024)
+    stack.boto3.put_object(Bucket="public", Key=stampede_key, Body=body)
+    others = {f"{prefix}/other-{index}.bin": os.urandom(4096) for index in range(8)}
+    for key, data in others.items():
+        stack.boto3.put_object(Bucket="public", Key=key, Body=data)
+    backend.add_rule(method="GET", path=f"/public/{prefix}/*", delay_response=4)
+
+    replies: dict[str, list] = {"stampede": [], "others": []}
+    lock = threading.Lock()
+
+    def fetch(kind: str, key: str) -> None:
+        reply = get(stack, "public", key, timeout=30)
+        with lock:
+            replies[kind].append((key, reply))
+
+    clients = [threading.Thread(target=fetch, args=("stampede", stampede_key)) for _ in range(40)]
+    clients += [threading.Thread(target=fetch, args=("others", key)) for key in others]
+    uploads = [SlowUpload(stack.port, f"{unique('slow-up')}.bin", size=8 * 1024) for _ in range(8)]
+    try:
+        began = time.monotonic()
+        for client in clients:
+            client.start()
+        # Hits while S3 holds every miss back (4 s): from 1 s after the start to 3 s.
+        time.sleep(1)
+        slowest = 0.0
+        while time.monotonic() < began + 3:
+            for upload in uploads:
+                upload.trickle(256)
+            started = time.monotonic()
+            reply = get(stack, "public", hot, timeout=10)
+            slowest = max(slowest, time.monotonic() - started)
+            assert reply.status == 200 and reply.headers.get("x-cache") == "HIT"
+            time.sleep(0.1)
+        grown = worker_threads(stack)
+        waiting_on_s3 = backend.requests_seen("GET", f"/public/{stampede_key}") + sum(
+            backend.requests_seen("GET", f"/public/{key}") for key in others)
+        for client in clients:
+            client.join(30)
+    finally:
+        for upload in uploads:
+            upload.close()
+    assert slowest < 0.5, f"a hit took {slowest:.2f} s while requests waited on S3"
+    assert waiting_on_s3 == 9, f"{waiting_on_s3} of the 9 slow fetches had reached S3 after 3 s"
+    assert grown > base + 40, f"the pool did not grow while requests waited ({base} -> {grown} threads)"
+    assert len(replies["stampede"]) == 40 and all(reply.status == 200 and reply.body == body
+                                                  for _, reply in replies["stampede"])
+    assert all(reply.status == 200 and reply.body == others[key] for key, reply in replies["others"])
+    assert backend.requests_seen("GET", f"/public/{stampede_key}") == 1
+    assert settled_threads(stack) == base, "the threads started for the waits did not end"

@@ -1,3 +1,4 @@
+import FastCGI
 import ObjectCache
 import S3Client
 
@@ -96,13 +97,15 @@ final class CachedReads {
             return [("If-None-Match", object.metadata.etag)]
         } ?? []
         do {
-            let head = try store.getObject(
-                bucket: address.bucket, key: address.key, headers: conditional,
-                onHead: { try fill.begin($0) },
-                onBody: { chunk in
-                    flight.recordProgress()
-                    try fill.append(chunk)
-                })
+            let head = try WorkerPool.blocking {
+                try store.getObject(
+                    bucket: address.bucket, key: address.key, headers: conditional,
+                    onHead: { try fill.begin($0) },
+                    onBody: { chunk in
+                        flight.recordProgress()
+                        try fill.append(chunk)
+                    })
+            }
             if head.status == 304, let stale {
                 let renewed = cache.renew(stale, key: key, state: revalidated(stale, notModified: head, address: address))
                 complete(.record(renewed))
@@ -170,7 +173,7 @@ final class CachedReads {
         // stampede of followers must not crowd out other keys' misses (or be refused itself).
         let report = CacheReport(result: .miss, collapsed: true)
         let outcome: Flight.Outcome
-        switch flight.wait(stallLimit: waits.stallLimit, atMost: waits.longest) {
+        switch WorkerPool.blocking({ flight.wait(stallLimit: waits.stallLimit, atMost: waits.longest) }) {
         case let .finished(finished):
             outcome = finished
         case .stalled:
@@ -216,7 +219,7 @@ final class CachedReads {
         guard gate.tryAcquire() else { return try refuse(stale: stale, request: request, response: response) }
         do {
             defer { gate.release() }
-            try body()
+            try WorkerPool.blocking(body)
             return nil
         } catch let error as S3Error where error.isBackendFailure && !response.headSent {
             if let stale {

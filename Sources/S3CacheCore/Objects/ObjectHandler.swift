@@ -1,3 +1,4 @@
+import FastCGI
 import ObjectCache
 import S3Client
 
@@ -42,11 +43,17 @@ final class ObjectHandler {
         case .get:
             let request = ReadRequest(exchange)
             if let cachedReads { return try cachedReads.get(address, request: request, response: response) }
-            try gate.withPermit { try Passthrough(store: store).get(address, request: request, response: response, extraHeaders: []) }
+            try gate.withPermit {
+                try WorkerPool.blocking {
+                    try Passthrough(store: store).get(address, request: request, response: response, extraHeaders: [])
+                }
+            }
         case .head:
             let request = ReadRequest(exchange)
             if let cachedReads { return try cachedReads.head(address, request: request, response: response) }
-            try gate.withPermit { try Passthrough(store: store).head(address, headers: request.forwardedHeaders, response: response) }
+            try gate.withPermit {
+                try WorkerPool.blocking { try Passthrough(store: store).head(address, headers: request.forwardedHeaders, response: response) }
+            }
         case .put:
             try writing(address, gate: uploadGate, busy: .uploadsBusy, response: response) { try put(address, exchange: exchange) }
         case .delete:
@@ -72,7 +79,8 @@ final class ObjectHandler {
         let answer: WriteAnswer
         do {
             defer { gate.release() }
-            answer = try body()
+            // The client's body and S3's answer both come at their own pace.
+            answer = try WorkerPool.blocking(body)
         } catch {
             if !Self.leftObjectUnchanged(error) { cache?.invalidate(address.cacheKey) }
             throw error

@@ -71,7 +71,7 @@ public enum Server {
             }
             // A thread that could not start or died makes the process unhealthy: let the
             // watchdog restart it rather than serve with fewer threads than configured.
-            if notifier.watchdogInterval != nil && pool.running == configuration.threads {
+            if notifier.watchdogInterval != nil && pool.running >= configuration.threads {
                 notifier.notify("WATCHDOG=1")
             }
             if monotonicSeconds() - lastStatus >= statusInterval {
@@ -141,7 +141,7 @@ public enum Server {
 
     /// `STATUS=` for `systemctl status`: what the cache holds and does.
     static func status(_ shared: SharedState, pool: WorkerPool) -> String {
-        let inFlight = "\(pool.inFlight) requests in flight"
+        let inFlight = "\(pool.inFlight) requests in flight (\(pool.blocked) waiting), \(pool.running) threads"
         guard let cache = shared.cache else { return "serving without a cache, \(inFlight)" }
         let usage = cache.usage()
         let hits = cache.statistics.hits.load(ordering: .relaxed)
