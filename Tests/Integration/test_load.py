@@ -284,7 +284,7 @@ def test_stop_continue_and_stray_signals_leave_every_thread_serving(upload_bound
 
 @pytest.fixture(scope="module")
 def four_threads():
-    """Four worker threads behind nginx's shipped keepalive (64 idle connections per nginx
+    """Four worker threads behind nginx's shipped keepalive (256 idle connections per nginx
     worker): far more kept connections than threads."""
     c = start_cache_stack(threads=4)
     yield c

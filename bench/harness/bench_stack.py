@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,13 +52,23 @@ class BenchStack:
     """Use as a context manager; ``ports`` says where each column's server listens."""
 
     def __init__(self, workloads: list[Workload], *, binary: str | None, threads: int, log_level: str,
-                 proxy_gzip_level: int | None, keep: bool, nginx_workers: int):
-        # Checked first: nothing has been created yet if the settings are wrong.
-        self.responder_threads, self.rule = responder_threads(threads, upstream_keepalive(), nginx_workers)
+                 proxy_gzip_level: int | None, keep: bool, nginx_workers: int, keepalive: int | None = None):
+        """``keepalive`` replaces the shipped upstream's ``keepalive N`` (an operator's tuning)."""
         self.workloads = workloads
         self.threads = threads
         self.nginx_workers = nginx_workers
         self.memory = _tmpfs_directory()
+        snippets = REPO / "nginx"
+        if keepalive is not None:
+            snippets = self.memory / "snippets"
+            shutil.copytree(REPO / "nginx", snippets)
+            upstream = snippets / "s3cache-upstream.conf"
+            text, count = re.subn(r"^(\s*keepalive)\s+\d+;", rf"\1 {keepalive};", upstream.read_text(), flags=re.M)
+            if count != 1:
+                raise RuntimeError("the shipped s3cache-upstream.conf has no single 'keepalive N;' line to replace")
+            upstream.write_text(text)
+        self.keepalive = upstream_keepalive(snippets)
+        self.responder_threads, self.rule = responder_threads(threads, self.keepalive, nginx_workers)
         static_root, proxy_cache_dir = self.memory / "static", self.memory / "proxy_cache"
         _write_static_files(static_root, workloads)
         self.responder_binary = _build_responder(self.memory)
@@ -66,13 +77,13 @@ class BenchStack:
         one_kib = next((workload for workload in workloads if workload.slug == "1k"), None)
         self.responder_body.write_bytes(one_kib.body if one_kib else os.urandom(1024))
         responder_snippet = self.memory / "responder-fastcgi.conf"
-        responder_snippet.write_text(responder_fastcgi((REPO / "nginx" / "s3cache-fastcgi.conf").read_text()))
+        responder_snippet.write_text(responder_fastcgi((snippets / "s3cache-fastcgi.conf").read_text()))
         self.responder: subprocess.Popen | None = None
         self.ports = Ports(static=free_port(), proxy_cache=free_port(), responder=free_port(), s3cache=free_port())
         moto_port = free_port()
         self.stack = Stack(
             binary=binary, moto_port=moto_port, buckets=(BUCKET,), threads=threads, keep=keep,
-            nginx_workers=nginx_workers,
+            nginx_workers=nginx_workers, snippets_dir=snippets,
             worker_env={
                 "ALLOWED_BUCKETS": f"{BUCKET}:read",
                 # Nothing may expire during the run: an expired entry would be revalidated against
@@ -83,7 +94,7 @@ class BenchStack:
             http_extra=http_config(self.ports, static_root=static_root, proxy_cache_dir=proxy_cache_dir,
                                    moto_port=moto_port, proxy_gzip_level=proxy_gzip_level, health_body=HEALTH_BODY,
                                    responder_socket=self.responder_socket, responder_snippet=responder_snippet,
-                                   keepalive=upstream_keepalive()))
+                                   keepalive=self.keepalive))
 
     def __enter__(self) -> "BenchStack":
         try:
