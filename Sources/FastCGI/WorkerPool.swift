@@ -54,7 +54,8 @@ public final class WorkerPool: Sendable {
 
     /// - Parameters:
     ///   - threads: the threads the pool starts with and never goes below.
-    ///   - maxThreads: the most it grows to while requests wait (default: four times `threads`).
+    ///   - maxThreads: the most it grows to while requests wait (default: four times `threads`,
+    ///     at least 64).
     ///   - reserve: the threads it keeps free for requests that do not wait (default: an eighth
     ///     of `threads`, at least 2).
     ///   - restingTimeout: how long a read on a connection waits for nginx when no request
@@ -66,7 +67,7 @@ public final class WorkerPool: Sendable {
     ) {
         precondition(threads > 0, "a worker pool needs at least one thread")
         self.listen = listen
-        self.maxThreads = max(threads, maxThreads ?? threads.multipliedReportingOverflow(by: 4).partialValue)
+        self.maxThreads = max(threads, maxThreads ?? max(64, threads.multipliedReportingOverflow(by: 4).partialValue))
         self.reserve = max(1, reserve ?? max(2, threads / 8))
         self.restingTimeout = restingTimeout
         self.threadCount = threads
@@ -188,7 +189,8 @@ public final class WorkerPool: Sendable {
         // Idle kept connections close at once, while nginx is not using them: it then drops
         // them from its pool instead of sending a request that no thread would take.
         let park = park.withLock { $0 }
-        park?.closeAll()
+        park?.stopAccepting()
+        park?.closeIdle()
         threads.withLock { list in
             for thread in list { pthread_kill(thread, Self.wakeSignal) }
         }
@@ -196,7 +198,7 @@ public final class WorkerPool: Sendable {
         while running > 0 && monotonicSeconds() < deadline {
             usleep(5_000)
         }
-        if running == 0 { park?.closeAll() }
+        park?.closeAll()
         return inFlight
     }
 
@@ -213,36 +215,53 @@ public final class WorkerPool: Sendable {
         sigdelset(&waitMask, Self.wakeSignal)
         // A wait ends early on any signal (the drain's wake signal, but also SIGCONT after a
         // stop, a debugger, a stray SIGUSR2): only the drain, checked by the loop, ends the thread.
-        while !isDraining {
+        // Draining, a thread still serves the connections accepted with a request unread.
+        while !isDraining || park.hasFresh {
             // Above its size the pool waits with a limit, so that a thread nothing comes to
-            // still ends once the requests that made it start are over.
-            let limit: Int32 = running > threadCount ? Self.surplusIdleMilliseconds : -1
+            // still ends once the requests that made it start are over; draining, so that it
+            // sees when no fresh connection is left.
+            let limit: Int32 = isDraining ? 50 : running > threadCount ? Self.surplusIdleMilliseconds : -1
             switch park.wait(mask: &waitMask, milliseconds: limit) {
             case .interrupted:
                 continue
             case .timedOut:
-                if leavesAfterRequest() { return true }
+                if !isDraining && leavesAfterRequest() { return true }
                 continue
             case .newConnection:
-                let fd: Int32
-                do {
-                    guard let accepted = try park.acceptConnection() else { continue }
-                    fd = accepted
-                } catch {
-                    // Out of file descriptors, most likely: back off instead of spinning.
-                    reportError("\(error)")
-                    usleep(50_000)
-                    continue
-                }
-                // nginx connects to send a request: the accepting thread serves it. Parked
-                // instead, it could still be unread when a drain closes idle connections.
+                guard let fd = acceptQueued(park) else { continue }
+                // nginx connects to send a request: the accepting thread serves the first.
                 serve(fd, isNew: true, with: request, handle: handle, park: park)
-            case let .request(fd):
-                serve(fd, isNew: false, with: request, handle: handle, park: park)
+            case let .request(fd, isNew):
+                serve(fd, isNew: isNew, with: request, handle: handle, park: park)
             }
-            if leavesAfterRequest() { return true }
+            if !isDraining && leavesAfterRequest() { return true }
         }
         return false
+    }
+
+    /// Accepts the connections queued on the listen socket: returns the first, and parks the
+    /// others (up to `ConnectionPark.acceptBatch`) for whichever threads are free.
+    private func acceptQueued(_ park: ConnectionPark) -> Int32? {
+        let first: Int32
+        do {
+            guard let accepted = try park.acceptConnection() else { return nil }
+            first = accepted
+        } catch {
+            // Out of file descriptors, most likely: back off instead of spinning.
+            reportError("\(error)")
+            usleep(50_000)
+            return nil
+        }
+        for _ in 1..<ConnectionPark.acceptBatch {
+            guard !isDraining, let next = try? park.acceptConnection() else { break }
+            do {
+                try park.parkNew(next)
+            } catch {
+                reportError("\(error)")
+                close(next)
+            }
+        }
+        return first
     }
 
     /// Serves the request waiting on `fd`, then parks the connection if nginx keeps it.

@@ -164,7 +164,7 @@ private final class ReaderBox: Sendable {
         try park.park(server)
 
         #expect(write(client, "one", 3) == 3)
-        guard case let .request(fd) = park.wait(mask: &mask) else {
+        guard case let .request(fd, isNew) = park.wait(mask: &mask), !isNew else {
             Issue.record("a parked connection with data is reported")
             return
         }
@@ -175,17 +175,36 @@ private final class ReaderBox: Sendable {
         // One-shot: more data is not reported until the connection is parked again.
         #expect(write(client, "two", 3) == 3)
         try park.park(server)
-        guard case let .request(again) = park.wait(mask: &mask) else {
+        guard case let .request(again, _) = park.wait(mask: &mask) else {
             Issue.record("a connection parked again is reported again")
             return
         }
         #expect(again == server)
         #expect(read(server, &buffer, 16) == 3)
 
-        // A drain closes the parked connections: the client sees its end close.
+        // A connection accepted with its request unread is reported as new, and a drain's
+        // closing of idle connections leaves it to be served; the idle one is closed.
+        let secondClient = connect(to: path)
+        defer { close(secondClient) }
+        #expect(write(secondClient, "new", 3) == 3)
+        let fresh = try #require(try park.acceptConnection())
         try park.park(server)
+        try park.parkNew(fresh)
+        #expect(park.hasFresh)
+        park.closeIdle()
+        #expect(read(client, &buffer, 16) == 0, "the idle connection is closed")
+        guard case let .request(taken, isNew) = park.wait(mask: &mask) else {
+            Issue.record("the fresh connection is reported")
+            return
+        }
+        #expect(taken == fresh && isNew)
+        #expect(!park.hasFresh)
+        #expect(read(fresh, &buffer, 16) == 3)
+
+        // At the end every parked connection closes: the client sees its end close.
+        try park.park(fresh)
         park.closeAll()
-        #expect(read(client, &buffer, 16) == 0)
+        #expect(read(secondClient, &buffer, 16) == 0)
     }
 }
 

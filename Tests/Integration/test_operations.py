@@ -198,7 +198,10 @@ def test_a_bad_reload_keeps_the_old_rules(configured):
 def test_reload_reports_settings_that_need_a_restart(configured):
     write_config(configured.config_path, ALLOWED_BUCKETS="public:read,local:all", FCGI_THREADS="99")
     record = reload(configured, "configuration reloaded")
-    # BACKEND_CONCURRENCY and UPLOAD_CONCURRENCY follow FCGI_THREADS by default, so they change with it.
+    assert set(record["needs_restart"].split(",")) == {"FCGI_THREADS"}
+    write_config(configured.config_path, ALLOWED_BUCKETS="public:read,local:all", FCGI_THREADS="99",
+                 BACKEND_CONCURRENCY="7", UPLOAD_CONCURRENCY="5")
+    record = reload(configured, "configuration reloaded")
     assert set(record["needs_restart"].split(",")) == {"FCGI_THREADS", "BACKEND_CONCURRENCY", "UPLOAD_CONCURRENCY"}
 
 

@@ -21,10 +21,11 @@ import Testing
         #expect(config.maxObjectSize == (300 << 20) / 8)
         #expect(config.maxUploadSize == 5 << 30)
         #expect(config.maxInflatedSize == 64 << 20)
-        #expect(config.uploadConcurrency == config.threads * 3 / 4)
+        #expect(config.uploadConcurrency >= 48 && config.backendConcurrency == config.uploadConcurrency)
+        #expect(config.maxThreads == config.threads + 2 * config.backendConcurrency + 256)
         #expect(!config.safeContentBuckets.contains("local"))
         #expect(config.listen == .unix(path: "/run/s3cache/s3cache.sock", mode: 0o660))
-        #expect(config.threads >= 64)
+        #expect(config.threads >= 8)
         #expect(config.logLevel == .info)
     }
 
@@ -56,7 +57,7 @@ import Testing
         ("S3_ENDPOINT", "host:99999"), ("ALLOWED_BUCKETS", "public:admin"), ("FCGI_LISTEN", "nonsense"),
         ("FCGI_SOCKET_MODE", "0999"), ("LOG_LEVEL", "loud"), ("S3_ADDRESSING", "dns"), ("MAX_UPLOAD_SIZE", "0"),
         ("MAX_INFLATED_SIZE", "6G"), ("MAX_INFLATED_SIZE", "0"), ("SAFE_CONTENT_BUCKETS", "Not_A_Bucket"),
-        ("UPLOAD_CONCURRENCY", "0"), ("UPLOAD_CONCURRENCY", "10000"),
+        ("UPLOAD_CONCURRENCY", "0"), ("UPLOAD_CONCURRENCY", "10001"), ("BACKEND_CONCURRENCY", "0"),
     ])
     func badValuesNameTheVariable(variable: String, value: String) {
         do {

@@ -28,32 +28,36 @@ HEALTH_BODY = '{"status":"ok"}'
 
 
 def default_worker_threads(nproc: int) -> int:
-    """The worker's own default (Configuration.defaultThreadCount): max(64, 16 x CPUs + 32)."""
-    return max(64, 16 * nproc + 32)
+    """The worker's own default (Configuration.defaultThreadCount): max(8, 4 x CPUs)."""
+    return max(8, 4 * nproc)
 
 
-def responder_threads(threads: int, keepalive: int | None, nginx_workers: int) -> tuple[int, str]:
+def responder_threads(threads: int, keepalive: int | None, nginx_workers: int, clients: int | None) -> tuple[int, str]:
     """The C responder's thread count, and the sentence for the report.
 
     The worker parks idle kept connections (they hold no thread), so its thread count needs no
     rule. The C responder keeps a thread per connection, as libfcgi's threaded example does: it
-    needs more threads than nginx keeps idle connections (keepalive x worker_processes), or
-    kept connections tie up every thread while new ones wait. It gets the worker's count, or
-    that many plus 32 if more."""
+    needs more threads than nginx keeps connections open to it, or kept connections tie up
+    every thread while new ones wait. nginx keeps at most keepalive x worker_processes, and
+    never more than it ever had open at once, which is at most the benchmark's ``clients``.
+    It gets that many plus 32, or the worker's count if more: enough, and no idle excess."""
     if keepalive is None:
         return threads, f"FCGI_THREADS={threads}, and as many C responder threads (the upstream keeps no connections)"
-    kept = keepalive * nginx_workers
+    kept = keepalive * nginx_workers if clients is None else min(keepalive * nginx_workers, clients)
     count = max(threads, kept + 32)
-    return count, (f"FCGI_THREADS={threads}; {count} C responder threads (a thread per kept connection: more than "
-                   f"keepalive {keepalive} x worker_processes {nginx_workers} = {kept})")
+    return count, (f"FCGI_THREADS={threads}; {count} C responder threads (a thread per connection nginx may keep: "
+                   f"min(keepalive {keepalive} x worker_processes {nginx_workers}, clients"
+                   f"{'' if clients is None else f' {clients}'}) + 32)")
 
 
 class BenchStack:
     """Use as a context manager; ``ports`` says where each column's server listens."""
 
     def __init__(self, workloads: list[Workload], *, binary: str | None, threads: int, log_level: str,
-                 proxy_gzip_level: int | None, keep: bool, nginx_workers: int, keepalive: int | None = None):
-        """``keepalive`` replaces the shipped upstream's ``keepalive N`` (an operator's tuning)."""
+                 proxy_gzip_level: int | None, keep: bool, nginx_workers: int, keepalive: int | None = None,
+                 clients: int | None = None):
+        """``keepalive`` replaces the shipped upstream's ``keepalive N`` (an operator's tuning);
+        ``clients`` is the most concurrent clients the benchmark will use (sizes the C responder)."""
         self.workloads = workloads
         self.threads = threads
         self.nginx_workers = nginx_workers
@@ -68,7 +72,7 @@ class BenchStack:
                 raise RuntimeError("the shipped s3cache-upstream.conf has no single 'keepalive N;' line to replace")
             upstream.write_text(text)
         self.keepalive = upstream_keepalive(snippets)
-        self.responder_threads, self.rule = responder_threads(threads, self.keepalive, nginx_workers)
+        self.responder_threads, self.rule = responder_threads(threads, self.keepalive, nginx_workers, clients)
         static_root, proxy_cache_dir = self.memory / "static", self.memory / "proxy_cache"
         _write_static_files(static_root, workloads)
         self.responder_binary = _build_responder(self.memory)

@@ -36,12 +36,13 @@ public struct Configuration: Sendable, Equatable {
     public var staleIfError: Double
     /// Eviction policy (`CACHE_POLICY`: `s3fifo` or `lru`, default `s3fifo`; bench/README has the comparison).
     public var cachePolicy: EvictionPolicyKind
-    /// Requests that may wait on S3 at once (`BACKEND_CONCURRENCY`, default three quarters of
-    /// `FCGI_THREADS`); beyond it a miss gets 503 at once, so a slow S3 never takes every thread from cache hits.
+    /// Requests that may wait on S3 at once (`BACKEND_CONCURRENCY`, default max(48, 12 × CPUs
+    /// + 24)): the bound on S3 connections and on what a slow S3 can pile up. Beyond it a miss
+    /// gets 503 at once.
     public var backendConcurrency: Int
-    /// PUTs that may be in progress at once (`UPLOAD_CONCURRENCY`, default three quarters
-    /// of `FCGI_THREADS`, as many as reads may have, at least 1), counted apart from `BACKEND_CONCURRENCY`: past it an upload
-    /// gets 503 at once, and slow uploaders never take what reads need.
+    /// PUTs that may be in progress at once (`UPLOAD_CONCURRENCY`, default as
+    /// `BACKEND_CONCURRENCY`), counted apart from it: past it an upload gets 503 at once, and
+    /// slow uploaders never take what reads need.
     public var uploadConcurrency: Int
     /// Seconds a PUT may go without a byte of its body arriving (`UPLOAD_IDLE_TIMEOUT`, default
     /// 30): then it is aborted with 408, nothing is stored, and its permit is free again.
@@ -66,9 +67,18 @@ public struct Configuration: Sendable, Equatable {
     /// `s3cache.socket` and Debian 12's `net.core.somaxconn`): a burst of new connections from nginx
     /// waits there while every thread is busy, instead of failing with EAGAIN (nginx's 502).
     public var backlog: Int32
-    /// Worker threads (`FCGI_THREADS`, default max(64, 16 × CPUs + 32)): requests served at
-    /// once. A kept connection between requests holds none.
+    /// Worker threads the pool keeps (`FCGI_THREADS`, default max(8, 4 × CPUs)): requests
+    /// served at once while none waits. A kept connection between requests holds none, and a
+    /// request waiting on S3 (or on another request's fetch, or on its client's upload) gets a
+    /// thread of its own while it waits, up to `maxThreads`.
     public var threads: Int
+
+    /// The most threads the pool grows to while requests wait: its own, one for each request
+    /// the two S3 bounds let wait, and 256 for requests waiting on another's fetch (a
+    /// stampede's followers). About 35 KiB each.
+    public var maxThreads: Int {
+        threads + backendConcurrency + uploadConcurrency + 256
+    }
     /// Least severe level written (`LOG_LEVEL`: trace, debug, info, notice, warning, error, critical; default info).
     public var logLevel: Logger.Level
 
@@ -136,18 +146,9 @@ public struct Configuration: Sendable, Equatable {
         guard let policy = EvictionPolicyKind(rawValue: policyName) else {
             throw ConfigurationError(variable: "CACHE_POLICY", value: policyName, reason: "expected s3fifo or lru")
         }
-        let backendConcurrency = try env.integer("BACKEND_CONCURRENCY", default: max(1, threads * 3 / 4), in: 1...10_000)
-        guard backendConcurrency < threads || threads == 1 else {
-            throw ConfigurationError(
-                variable: "BACKEND_CONCURRENCY", value: String(backendConcurrency),
-                reason: "must be below FCGI_THREADS (\(threads)) so that cache hits always have threads")
-        }
-        let uploadConcurrency = try env.integer("UPLOAD_CONCURRENCY", default: max(1, threads * 3 / 4), in: 1...10_000)
-        guard uploadConcurrency < threads || threads == 1 else {
-            throw ConfigurationError(
-                variable: "UPLOAD_CONCURRENCY", value: String(uploadConcurrency),
-                reason: "must be below FCGI_THREADS (\(threads)) so that reads always have threads")
-        }
+        // Not bounded by FCGI_THREADS: a request waiting on S3 gets a thread of its own.
+        let backendConcurrency = try env.integer("BACKEND_CONCURRENCY", default: defaultWaitBound(), in: 1...10_000)
+        let uploadConcurrency = try env.integer("UPLOAD_CONCURRENCY", default: defaultWaitBound(), in: 1...10_000)
         return Configuration(
             s3: s3,
             accessRules: rules,
@@ -174,9 +175,21 @@ public struct Configuration: Sendable, Equatable {
 
     /// Enough threads to outnumber nginx's kept connections (16 per nginx worker, one
     /// nginx worker per CPU) with room for new ones.
+    /// Threads that do the work of requests that do not wait: a few per CPU. More only compete
+    /// with nginx's own workers for the CPUs (1 KiB hits at 1024 clients on 2 CPUs: tails of
+    /// seconds with 64 threads, 130 ms with 4; bench/README.md).
     static func defaultThreadCount() -> Int {
-        let cpus = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        return max(64, 16 * cpus + 32)
+        max(8, 4 * onlineCPUs())
+    }
+
+    /// Requests that may wait on S3 at once, reads and uploads each: what three quarters of the
+    /// former thread default (max(64, 16 × CPUs + 32)) allowed, so the S3 load is unchanged.
+    static func defaultWaitBound() -> Int {
+        max(48, 12 * onlineCPUs() + 24)
+    }
+
+    private static func onlineCPUs() -> Int {
+        max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     }
 
     private static func endpoint(_ env: EnvironmentReader) throws(ConfigurationError) -> String {

@@ -155,8 +155,9 @@ package enum CoreFuzzing {
         do {
             let configuration = try Configuration.load(from: values)
             fuzzCheck(configuration.maxObjectSize <= configuration.maxCacheSize / 2, "object size above half the cache")
-            fuzzCheck(configuration.backendConcurrency < configuration.threads || configuration.threads == 1,
-                      "backend concurrency \(configuration.backendConcurrency) with \(configuration.threads) threads")
+            fuzzCheck(configuration.maxThreads > configuration.threads + configuration.backendConcurrency
+                      + configuration.uploadConcurrency,
+                      "at most \(configuration.maxThreads) threads for \(configuration.threads) and the waits")
             let rules = configuration.accessRules
             fuzzCheck((try? AccessRules(parsing: rules.description)) == rules, "access rules \(rules) do not parse back")
             _ = configuration.cacheSettings

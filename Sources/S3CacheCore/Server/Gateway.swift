@@ -88,7 +88,7 @@ public final class Gateway {
             try response.sendJSON(status: 200, JSON.object([("status", .string("ok"))]))
         case .ready:
             try Self.requireRead(method)
-            let status = shared.readiness.status(buckets: rules.levels.keys.sorted(), store: store)
+            let status = WorkerPool.blocking { shared.readiness.status(buckets: rules.levels.keys.sorted(), store: store) }
             let body = status.ready
                 ? JSON.object([("status", .string("ready")), ("buckets", .string(status.detail))])
                 : JSON.object([("status", .string("not_ready")), ("reason", .string(status.detail))])

@@ -48,7 +48,8 @@ public enum Server {
         let shared = SharedState(configuration: configuration, logLevel: logLevel)
         try LogOutput.standardOutput.startFlushing(every: 0.1)
         let pool = WorkerPool(
-            listen: listen, threads: configuration.threads, restingTimeout: configuration.uploadIdleTimeout,
+            listen: listen, threads: configuration.threads, maxThreads: configuration.maxThreads,
+            restingTimeout: configuration.uploadIdleTimeout,
             reportError: { message in logger.error("worker thread failure", metadata: ["error": .string(message)]) },
             makeHandler: { makeRequestHandler(shared: shared, logger: logger) })
         try pool.start()
@@ -157,6 +158,7 @@ public enum Server {
             "version": .string(S3CacheVersion.current),
             "listen": .string(listen.origin),
             "threads": .stringConvertible(configuration.threads),
+            "max_threads": .stringConvertible(configuration.maxThreads),
             "s3_endpoint": .string(configuration.s3.endpoint),
             "s3_tls": .stringConvertible(configuration.s3.useSSL),
             "s3_region": .string(configuration.s3.region),
