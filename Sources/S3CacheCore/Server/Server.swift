@@ -167,6 +167,7 @@ public enum Server {
             "cache_bytes": .stringConvertible(configuration.maxCacheSize),
             "cache_policy": .string(configuration.cachePolicy.rawValue),
             "backend_concurrency": .stringConvertible(configuration.backendConcurrency),
+            "upload_concurrency": .stringConvertible(configuration.uploadConcurrency),
         ]
     }
 }
