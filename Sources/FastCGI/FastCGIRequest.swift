@@ -86,11 +86,24 @@ public final class FastCGIRequest {
     /// Not for an aborted request: that one ends with `closeConnection()`.
     public func finish() {
         precondition(!aborted, "finishing an aborted request")
-        if request.pointee.keepConnection != 0 && !discardUnreadBody() {
-            // What nginx still sends of this request would be read as the next one's start.
-            request.pointee.keepConnection = 0
+        if request.pointee.keepConnection != 0 {
+            if hasUnreadBody {
+                // The answer first (a refusal, say): its client should not wait for the discard.
+                _ = FCGX_FFlush(request.pointee.out)
+            }
+            if !discardUnreadBody() {
+                // What nginx still sends of this request would be read as the next one's start.
+                request.pointee.keepConnection = 0
+            }
         }
         FCGX_Finish_r(request)
+    }
+
+    /// Whether `finish` may wait for the client: the request declares a body that was not read
+    /// to its end.
+    public var hasUnreadBody: Bool {
+        guard let input = request.pointee.in, FCGX_HasSeenEOF(input) == 0 else { return false }
+        return declaresBody
     }
 
     /// Reads what is left of the request body (a handler may answer without reading it: a 405,
