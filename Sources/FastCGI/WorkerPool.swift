@@ -48,9 +48,9 @@ public final class WorkerPool: Sendable {
     /// Threads inside `blocking` right now.
     private let blockedCount = Atomic(0)
     private let threadNumber = Atomic(0)
-    private let threads = Mutex<[pthread_t]>([])
+    private let threads = AdaptiveLock<[pthread_t]>([])
     /// Set by `start`: the connections between requests, and the listen socket.
-    private let park = Mutex<ConnectionPark?>(nil)
+    private let park = AdaptiveLock<ConnectionPark?>(nil)
 
     /// - Parameters:
     ///   - threads: the threads the pool starts with and never goes below.

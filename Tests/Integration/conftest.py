@@ -77,7 +77,7 @@ def start_stack(**options) -> Stack:
 @pytest.fixture(scope="session")
 def stack():
     """The shared stack: default bucket rules, bucket ``other`` exists in moto but is not
-    listed, TLS on, FCGI_THREADS at the edge of the keep-alive rule."""
+    listed, TLS on, fewer FCGI_THREADS than the connections nginx may keep idle."""
     s = start_stack(tls=True, threads=tight_thread_count(), extra_buckets=["other"])
     try:
         s.boto3.put_object(Bucket="private", Key="x", Body=SENTINEL, ContentType="text/plain")
