@@ -86,24 +86,11 @@ public final class FastCGIRequest {
     /// Not for an aborted request: that one ends with `closeConnection()`.
     public func finish() {
         precondition(!aborted, "finishing an aborted request")
-        if request.pointee.keepConnection != 0 {
-            if hasUnreadBody {
-                // The answer first (a refusal, say): its client should not wait for the discard.
-                _ = FCGX_FFlush(request.pointee.out)
-            }
-            if !discardUnreadBody() {
-                // What nginx still sends of this request would be read as the next one's start.
-                request.pointee.keepConnection = 0
-            }
+        if request.pointee.keepConnection != 0 && !discardUnreadBody() {
+            // What nginx still sends of this request would be read as the next one's start.
+            request.pointee.keepConnection = 0
         }
         FCGX_Finish_r(request)
-    }
-
-    /// Whether `finish` may wait for the client: the request declares a body that was not read
-    /// to its end.
-    public var hasUnreadBody: Bool {
-        guard let input = request.pointee.in, FCGX_HasSeenEOF(input) == 0 else { return false }
-        return declaresBody
     }
 
     /// Reads what is left of the request body (a handler may answer without reading it: a 405,
@@ -120,19 +107,29 @@ public final class FastCGIRequest {
         if FCGX_HasSeenEOF(input) != 0 { return true }
         // A request without a body (a GET, say) has only the input's end left, which nginx
         // sends with the parameters: it is read at the resting timeout, without a system call
-        // to change it. Anything else gets a moment, not the idle time an upload would.
-        let bounded = declaresBody
-        let deadline = bounded ? monotonicSeconds() + Self.discardTime : .infinity
-        if bounded { setReceiveTimeout(Self.discardTime) }
-        // A byte at a time: `FCGX_GetStr` returns only once its whole buffer is filled, reading
-        // as often as it takes, so a trickle that never pauses for the receive timeout held a
-        // thread (and the refusal it had answered) for 8 KiB at a time (seconds at 10 KiB/s).
-        // `FCGX_GetChar` reads the socket only when libfcgi's buffer is empty.
+        // to change it.
+        guard declaresBody else { return readToEnd(input, before: .infinity) }
+        // Anything else gets a moment, not the idle time an upload would, and waits on its
+        // client: the answer (a refusal, say) goes out first, and the pool keeps threads for
+        // other requests meanwhile.
+        _ = FCGX_FFlush(request.pointee.out)
+        setReceiveTimeout(Self.discardTime)
+        return WorkerPool.blocking { readToEnd(input, before: monotonicSeconds() + Self.discardTime) }
+    }
+
+    /// Reads `input` to its end, at most 64 KiB of it, giving up at `deadline`; true when the
+    /// end came cleanly.
+    ///
+    /// A byte at a time: `FCGX_GetStr` returns only once its whole buffer is filled, reading as
+    /// often as it takes, so a trickle that never pauses for the receive timeout held a thread
+    /// (and the refusal it had answered) for 8 KiB at a time (seconds at 10 KiB/s).
+    /// `FCGX_GetChar` reads the socket only when libfcgi's buffer is empty.
+    private func readToEnd(_ input: UnsafeMutablePointer<FCGX_Stream>, before deadline: Double) -> Bool {
         var discarded = 0
         while discarded <= 64 * 1024 {
             if FCGX_GetChar(input) < 0 { return FCGX_HasSeenEOF(input) != 0 && FCGX_GetError(input) == 0 }
             discarded += 1
-            if bounded && monotonicSeconds() >= deadline { return false }
+            if deadline < .infinity && monotonicSeconds() >= deadline { return false }
         }
         return false
     }
@@ -143,9 +140,9 @@ public final class FastCGIRequest {
     /// Whether the request may have a body: a length other than 0, or chunked (`CONTENT_LENGTH`
     /// is then empty, and `Transfer-Encoding` is passed on as `HTTP_TRANSFER_ENCODING`).
     private var declaresBody: Bool {
-        if FCGX_GetParam("HTTP_TRANSFER_ENCODING", request.pointee.envp) != nil { return true }
-        guard let length = FCGX_GetParam("CONTENT_LENGTH", request.pointee.envp) else { return false }
-        return !(length[0] == 0 || (length[0] == CChar(UInt8(ascii: "0")) && length[1] == 0))
+        if value(of: "HTTP_TRANSFER_ENCODING") != nil { return true }
+        guard let length = value(of: "CONTENT_LENGTH") else { return false }
+        return !(length.isEmpty || (length.count == 1 && length[0] == UInt8(ascii: "0")))
     }
 
     /// Marks the response as broken: nothing more is written, and the request must end with

@@ -298,9 +298,6 @@ public final class WorkerPool: Sendable {
             // streams and parameters are freed, ipcFd is -1, and the next connection is
             // adopted as usual.
             request.closeConnection()
-        } else if request.hasUnreadBody {
-            // Discarding the rest of a body the handler did not read waits on the client.
-            Self.blocking { request.finish() }
         } else {
             request.finish()
         }
