@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import http.client
 import statistics
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -117,6 +119,19 @@ def timed_get(stack, bucket: str, key: str, headers: dict[str, str] | None = Non
     started = time.monotonic()
     reply = get(stack, bucket, key, headers=headers, timeout=timeout)
     return started, time.monotonic() - started, reply
+
+
+def concurrent_gets(stack, bucket: str, key: str, clients: int, timeout: float = 60) -> list[tuple[float, float, Reply]]:
+    """``clients`` GETs of one key, each on its own connection, released together by a barrier:
+    (started, seconds, reply) of each, as ``timed_get`` gives them."""
+    barrier = threading.Barrier(clients)
+
+    def one(_):
+        barrier.wait()
+        return timed_get(stack, bucket, key, timeout=timeout)
+
+    with ThreadPoolExecutor(clients) as pool:
+        return list(pool.map(one, range(clients)))
 
 
 def first_byte_timing(stack, path: str, timeout: float = 60) -> tuple[float, float, bytes, int, dict[str, str]]:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from cache_support import assert_reported, cache_status, get, start_cache_stack, timed_get, wait_for
+from cache_support import assert_reported, cache_status, concurrent_gets, get, start_cache_stack, timed_get, wait_for
 from conftest import assert_json_error, unique
 
 CLIENTS = 50
@@ -30,14 +29,7 @@ def cached():
 
 
 def stampede(stack, bucket: str, key: str, clients: int = CLIENTS):
-    barrier = threading.Barrier(clients)
-
-    def one(_):
-        barrier.wait()
-        return timed_get(stack, bucket, key)
-
-    with ThreadPoolExecutor(clients) as pool:
-        results = list(pool.map(one, range(clients)))
+    results = concurrent_gets(stack, bucket, key, clients)
     starts = [started for started, _, _ in results]
     ends = [started + seconds for started, seconds, _ in results]
     assert max(starts) < min(ends), "the requests did not overlap; the test proves nothing"

@@ -14,19 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from cache_support import cache_status, get, start_cache_stack, stats, wait_for
+from cache_support import cache_status, concurrent_gets, get, start_cache_stack, stats, wait_for
 from conftest import raw_request, unique
-
-
-def concurrent_gets(stack, bucket: str, key: str, clients: int, timeout: float = 90):
-    barrier = threading.Barrier(clients)
-
-    def one(_):
-        barrier.wait()
-        return get(stack, bucket, key, timeout=timeout)
-
-    with ThreadPoolExecutor(clients) as pool:
-        return list(pool.map(one, range(clients)))
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +34,7 @@ def test_a_stampede_of_200_gets_200_answers_and_makes_one_backend_get(default_st
     stack.boto3.put_object(Bucket="public", Key=key, Body=body)
     # S3 takes a moment to answer, so that every client arrives while the fetch is in flight.
     backend.add_rule(method="GET", path=f"/public/{key}", delay_request=1.0, times=1)
-    replies = concurrent_gets(stack, "public", key, 200)
+    replies = [reply for _, _, reply in concurrent_gets(stack, "public", key, 200, timeout=90)]
     statuses: dict[int, int] = {}
     for reply in replies:
         statuses[reply.status] = statuses.get(reply.status, 0) + 1
@@ -278,7 +267,7 @@ def test_stop_continue_and_stray_signals_leave_every_thread_serving(upload_bound
     time.sleep(0.5)
     assert worker_threads(stack) == before, "worker threads ended on EINTR"
     # Every thread still takes work: more concurrent clients than threads, all answered.
-    replies = concurrent_gets(stack, "public", key, 48)
+    replies = [reply for _, _, reply in concurrent_gets(stack, "public", key, 48, timeout=90)]
     assert [reply.status for reply in replies] == [200] * 48
     assert worker_threads(stack) == before
 
