@@ -65,7 +65,7 @@ let package = Package(
 
         .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CLinux", "Platform"], swiftSettings: swiftSettings),
         .testTarget(name: "GzipTests", dependencies: ["Gzip"], swiftSettings: swiftSettings),
-        .testTarget(name: "ObjectCacheTests", dependencies: ["ObjectCache"], swiftSettings: swiftSettings),
+        .testTarget(name: "ObjectCacheTests", dependencies: ["ObjectCache", "Platform"], swiftSettings: swiftSettings),
         .testTarget(name: "S3ClientTests", dependencies: ["S3Client"], swiftSettings: swiftSettings),
         .testTarget(name: "S3ClientIntegrationTests", dependencies: ["S3Client"], swiftSettings: swiftSettings),
         .testTarget(

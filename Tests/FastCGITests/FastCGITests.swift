@@ -23,6 +23,29 @@ private func records(_ bytes: [UInt8]) -> [(type: UInt8, requestID: UInt16, cont
     return result
 }
 
+/// A fresh directory under /tmp, for a test's Unix socket.
+private func temporaryDirectory(_ prefix: String) throws -> String {
+    var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+    return try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) })
+}
+
+/// A client connection to the Unix socket at `path`.
+private func connectUnix(to path: String) -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        let bytes = Array(path.utf8)
+        raw.copyBytes(from: bytes)
+        raw[bytes.count] = 0
+    }
+    let status = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    #expect(status == 0)
+    return fd
+}
+
 @Suite struct RecordWriterTests {
     @Test(arguments: [1, 65_528, 65_529, 1 << 20, 3 * 65_528 * 16 + 5])
     func aBodyGoesOutAsStdoutRecordsWhateverTheWritesAccept(size: Int) throws {
@@ -118,28 +141,11 @@ private final class ReaderBox: Sendable {
 @Suite struct ConnectionParkTests {
     /// A listening Unix socket in a fresh directory, non-blocking as the pool sets it.
     private func listeningSocket() throws -> (fd: Int32, path: String, directory: String) {
-        var template = Array("/tmp/s3cache-park-XXXXXX".utf8CString)
-        let directory = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) })
+        let directory = try temporaryDirectory("s3cache-park")
         let path = directory + "/s.sock"
         let listen = try ListenSocket.open(.unix(path: path, mode: 0o600), backlog: 16)
         _ = fcntl(listen.fd, F_SETFL, fcntl(listen.fd, F_GETFL) | O_NONBLOCK)
         return (listen.fd, path, directory)
-    }
-
-    private func connect(to path: String) -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(path.utf8)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        #expect(status == 0)
-        return fd
     }
 
     @Test func aParkedConnectionIsReportedOnceWhenItsRequestArrivesAndAgainOnlyAfterParkingAnew() throws {
@@ -153,7 +159,7 @@ private final class ReaderBox: Sendable {
         var mask = sigset_t()
         pthread_sigmask(SIG_BLOCK, nil, &mask)
 
-        let client = connect(to: path)
+        let client = connectUnix(to: path)
         defer { close(client) }
         guard case .newConnection = park.wait(mask: &mask) else {
             Issue.record("a connection waiting to be accepted is reported")
@@ -184,7 +190,7 @@ private final class ReaderBox: Sendable {
 
         // A connection accepted with its request unread is reported as new, and a drain's
         // closing of idle connections leaves it to be served; the idle one is closed.
-        let secondClient = connect(to: path)
+        let secondClient = connectUnix(to: path)
         defer { close(secondClient) }
         #expect(write(secondClient, "new", 3) == 3)
         let fresh = try #require(try park.acceptConnection())
@@ -222,18 +228,7 @@ private final class ReaderBox: Sendable {
     }
 
     private func send(_ bytes: [UInt8], to path: String) -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let path = Array(path.utf8)
-            raw.copyBytes(from: path)
-            raw[path.count] = 0
-        }
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        #expect(status == 0)
+        let fd = connectUnix(to: path)
         #expect(bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == bytes.count)
         return fd
     }
@@ -260,8 +255,7 @@ private final class ReaderBox: Sendable {
     }
 
     @Test func thePoolGrowsWhileRequestsWaitAndShrinksBackAfter() throws {
-        var template = Array("/tmp/s3cache-pool-XXXXXX".utf8CString)
-        let directory = try #require(template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) })
+        let directory = try temporaryDirectory("s3cache-pool")
         let path = directory + "/s.sock"
         defer {
             unlink(path)

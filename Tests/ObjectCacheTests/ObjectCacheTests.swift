@@ -3,6 +3,7 @@ import Dispatch
 import Glibc
 #endif
 import ObjectCache
+import Platform
 import Synchronization
 import Testing
 
@@ -172,20 +173,14 @@ func usleepShort() {
 }
 
 @Suite struct FlightTests {
-    @Test func aFollowerWaitsWhileTheLeaderMakesProgress() {
+    @Test func aFollowerWaitsWhileTheLeaderMakesProgress() throws {
         let cache = ObjectCache(settings: CacheSettings(capacity: 1 << 20, maxObjectSize: 1 << 16), clock: ManualClock())
         guard case let .leader(flight, _) = cache.access("b/slow"), case let .follower(shared, _) = cache.access("b/slow") else {
             Issue.record("expected a leader and a follower")
             return
         }
-        // The leader moves a byte every 50 ms for 1.5 s, three times the follower's stall limit;
-        // its own thread, not a shared queue that other tests may keep busy.
-        startThread {
-            for _ in 0..<30 {
-                var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
-                nanosleep(&pause, nil)
-                flight.recordProgress()
-            }
+        // The leader moves a byte every 50 ms for 1.5 s, three times the follower's stall limit.
+        try lead(flight, pieces: 30) {
             cache.complete(flight, key: "b/slow", outcome: .record(cache.makeRecord(.missing, key: "b/slow")))
         }
         guard case .finished(.record) = shared.wait(stallLimit: 0.5) else {
@@ -194,20 +189,13 @@ func usleepShort() {
         }
     }
 
-    @Test func aFollowerStopsWaitingAfterItsLongestWaitEvenWhileBytesMove() {
+    @Test func aFollowerStopsWaitingAfterItsLongestWaitEvenWhileBytesMove() throws {
         let cache = ObjectCache(settings: CacheSettings(capacity: 1 << 20, maxObjectSize: 1 << 16), clock: ManualClock())
         guard case let .leader(flight, _) = cache.access("b/long"), case let .follower(shared, _) = cache.access("b/long") else {
             Issue.record("expected a leader and a follower")
             return
         }
-        startThread {
-            for _ in 0..<20 {
-                var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
-                nanosleep(&pause, nil)
-                flight.recordProgress()
-            }
-            cache.complete(flight, key: "b/long", outcome: .abandoned)
-        }
+        try lead(flight, pieces: 20) { cache.complete(flight, key: "b/long", outcome: .abandoned) }
         guard case .tooLong = shared.wait(stallLimit: 0.5, atMost: 0.3) else {
             Issue.record("the follower must stop waiting after atMost, not when the leader ends")
             return
@@ -228,18 +216,15 @@ func usleepShort() {
     }
 }
 
-/// Runs `body` on a new detached POSIX thread.
-private func startThread(_ body: @escaping @Sendable () -> Void) {
-    final class Box: Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+/// A leader's fetch on a thread of its own (not a shared queue that other tests may keep
+/// busy): a byte every 50 ms, `pieces` times, then `finish`.
+private func lead(_ flight: Flight, pieces: Int, then finish: @escaping @Sendable () -> Void) throws {
+    try spawnThread(name: "leader") {
+        for _ in 0..<pieces {
+            var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
+            nanosleep(&pause, nil)
+            flight.recordProgress()
+        }
+        finish()
     }
-    var thread = pthread_t()
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    let status = pthread_create(&thread, nil, { raw in
-        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-        return nil
-    }, box)
-    precondition(status == 0, "pthread_create failed")
-    pthread_detach(thread)
 }
