@@ -44,3 +44,9 @@ def measure(target: str, workload: Workload, port: int, stack: "Stack", settings
         if served < result.requests:
             problems.append(f"{where}: wrk completed {result.requests} requests but the worker counted {served} hits")
     return result, problems
+
+
+def median_round(rounds: list[WrkResult]) -> WrkResult:
+    """The round with the median rate: rounds interleave the cells, so a burst of load from
+    elsewhere hits one round of every cell rather than one cell."""
+    return sorted(rounds, key=lambda result: result.rate)[len(rounds) // 2]
