@@ -31,6 +31,11 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
         text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 
+    /// Whether the key begins with the bytes of `prefix` (compared as bytes, as `==` does).
+    public func hasPrefix(_ prefix: String) -> Bool {
+        text.utf8.starts(with: prefix.utf8)
+    }
+
     public var description: String { text }
 }
 

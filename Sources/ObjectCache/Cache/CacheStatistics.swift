@@ -8,6 +8,16 @@ public final class CacheStatistics: Sendable {
     public let misses = Atomic<Int>(0)
     /// Expired entry confirmed by a 304: renewed without downloading the body.
     public let revalidations = Atomic<Int>(0)
+    /// Expired entry answered by S3 with a new version (200) when revalidated.
+    public let revalidationsChanged = Atomic<Int>(0)
+    /// Expired entry served while another request revalidated it (stale-while-revalidate).
+    public let staleWhileRevalidating = Atomic<Int>(0)
+    /// Purges that dropped entries.
+    public let hardPurges = Atomic<Int>(0)
+    /// Purges that expired entries (`Purge-Mode: soft`).
+    public let softPurges = Atomic<Int>(0)
+    /// Entries dropped or expired by purges.
+    public let purgedEntries = Atomic<Int>(0)
     /// Expired entry served because S3 failed (stale-if-error).
     public let staleServes = Atomic<Int>(0)
     /// Streamed through without caching (too large, ranges on a miss, or refused by the policy).

@@ -84,11 +84,33 @@ public enum CachedState: Sendable {
     case missing
 }
 
+/// How long an object may be served without asking S3, as its own metadata says; what it
+/// leaves unsaid the configured defaults decide.
+public struct Freshness: Sendable, Equatable {
+    /// Seconds fresh (`max-age`, `s-maxage`, `Expires`); nil for the configured `CACHE_TTL`.
+    /// Capped by `CACHE_TTL_MAX`; 0 revalidates on every request (`no-cache`).
+    public var ttl: Double?
+    /// Seconds after expiry an entry may be served while another request revalidates it
+    /// (`stale-while-revalidate`); nil for the configured `CACHE_SWR`.
+    public var staleWhileRevalidate: Double?
+
+    public init(ttl: Double? = nil, staleWhileRevalidate: Double? = nil) {
+        self.ttl = ttl
+        self.staleWhileRevalidate = staleWhileRevalidate
+    }
+
+    /// Everything as configured.
+    public static let configured = Freshness()
+}
+
 /// A cache entry with its timing.
 public final class CacheRecord: Sendable {
     public let state: CachedState
     /// Monotonic seconds until which the entry is served without asking S3.
     public let freshUntil: Double
+    /// Monotonic seconds until which an expired entry may be served at once while another
+    /// request revalidates it (stale-while-revalidate); at most `keepUntil`.
+    public let revalidatingUntil: Double
     /// Monotonic seconds until which an expired entry may still be revalidated, or served
     /// when S3 fails (stale-if-error); the entry is dropped after that.
     public let keepUntil: Double
@@ -100,10 +122,11 @@ public final class CacheRecord: Sendable {
     /// dictionary bucket), measured rather than guessed: see the cache memory test.
     public static let overhead = 256
 
-    public init(state: CachedState, key: CacheKey, freshUntil: Double, keepUntil: Double) {
+    public init(state: CachedState, key: CacheKey, freshUntil: Double, keepUntil: Double, revalidatingUntil: Double? = nil) {
         self.state = state
         self.freshUntil = freshUntil
         self.keepUntil = max(freshUntil, keepUntil)
+        self.revalidatingUntil = min(max(freshUntil, revalidatingUntil ?? freshUntil), self.keepUntil)
         var cost = Self.overhead + key.byteCount
         if case let .object(object) = state { cost += object.cost }
         self.cost = cost
@@ -111,8 +134,23 @@ public final class CacheRecord: Sendable {
 
     public func isFresh(at now: Double) -> Bool { now < freshUntil }
 
-    /// New timing, and the content as S3's 304 described it (same bytes, perhaps new headers).
-    public func renewed(_ state: CachedState, key: CacheKey, freshUntil: Double, keepUntil: Double) -> CacheRecord {
-        CacheRecord(state: state, key: key, freshUntil: freshUntil, keepUntil: keepUntil)
+    /// Whether, expired at `now`, the entry may answer while another request revalidates it.
+    public func servesWhileRevalidating(at now: Double) -> Bool { now < revalidatingUntil }
+
+    /// The same entry expired at `now` (a soft purge): the next read revalidates it, and no
+    /// read is answered from it while that happens; it stays for stale-if-error.
+    func expired(at now: Double) -> CacheRecord {
+        guard now < freshUntil || now < revalidatingUntil else { return self }
+        return CacheRecord(
+            state: state, freshUntil: min(freshUntil, now), revalidatingUntil: min(revalidatingUntil, now),
+            keepUntil: keepUntil, cost: cost)
+    }
+
+    private init(state: CachedState, freshUntil: Double, revalidatingUntil: Double, keepUntil: Double, cost: Int) {
+        self.state = state
+        self.freshUntil = freshUntil
+        self.revalidatingUntil = revalidatingUntil
+        self.keepUntil = keepUntil
+        self.cost = cost
     }
 }

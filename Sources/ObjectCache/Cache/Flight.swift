@@ -11,8 +11,9 @@ public final class Flight: Sendable {
     public enum Outcome: Sendable {
         /// The object (or its absence) as fetched; followers serve this.
         case record(CacheRecord)
-        /// Too large to keep: each follower fetches (and streams) for itself.
-        case uncacheable
+        /// Not to be kept (too large, `no-store`): each follower fetches (and streams) for
+        /// itself; `reason` is the `Cache-Status` detail (`too-large`).
+        case uncacheable(reason: String)
         /// The fetch failed in a way followers should report too (S3 down, timeout).
         case failed(any Error & Sendable)
         /// The leader gave up for reasons of its own (its client left early); followers retry.

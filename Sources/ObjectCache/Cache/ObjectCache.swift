@@ -18,7 +18,7 @@ public final class ObjectCache: Sendable {
     public init(settings: CacheSettings, clock: any CacheClock = MonotonicClock()) {
         self.settings = settings
         self.clock = clock
-        timing = Mutex(CacheTiming(ttl: settings.ttl, negativeTTL: settings.negativeTTL, staleGrace: settings.staleGrace))
+        timing = Mutex(settings.timing)
         let count = settings.shardCount
         shards = (0..<count).map { _ in Shard(capacity: settings.capacity / count, policy: settings.policy) }
     }
@@ -32,6 +32,9 @@ public final class ObjectCache: Sendable {
         case leader(Flight, stale: CacheRecord?)
         /// Another request is fetching this key: wait on the flight.
         case follower(Flight, stale: CacheRecord?)
+        /// Another request is revalidating this expired entry, which may answer meanwhile
+        /// (stale-while-revalidate).
+        case revalidating(CacheRecord)
         /// Nobody is fetching, and `reserveFetch` refused this request the right to.
         case refused(stale: CacheRecord?)
     }
@@ -48,7 +51,10 @@ public final class ObjectCache: Sendable {
             let record = state.policy.get(key)
             if let record, record.isFresh(at: now) { return .hit(record) }
             let stale = record.flatMap { now < $0.keepUntil ? $0 : nil }
-            if let flight = state.flights[key] { return .follower(flight, stale: stale) }
+            if let flight = state.flights[key] {
+                if let stale, stale.servesWhileRevalidating(at: now) { return .revalidating(stale) }
+                return .follower(flight, stale: stale)
+            }
             guard reserveFetch() else { return .refused(stale: stale) }
             let flight = Flight()
             state.flights[key] = flight
@@ -109,14 +115,75 @@ public final class ObjectCache: Sendable {
         let now = clock.now()
         var removed = 0
         for shard in shards {
-            removed += shard.state.withLock { state in
-                let expired = state.policy.entries().filter { $0.value.keepUntil <= now }.map(\.key)
-                for key in expired { state.remove(key, statistics: statistics) }
-                return expired.count
+            sweep(shard) { state, key, record in
+                guard record.keepUntil <= now else { return }
+                state.remove(key, statistics: statistics)
+                removed += 1
             }
         }
         statistics.expired.add(removed, ordering: .relaxed)
         return removed
+    }
+
+    /// Drops (`.hard`) or expires (`.soft`) the entries `scope` names, and supersedes their
+    /// fetches in flight as a write does: nothing S3 sent before the purge is stored after it.
+    /// Returns how many entries were held.
+    ///
+    /// A prefix purge walks each shard a range of slots at a time, so hits on that shard wait
+    /// for one range at most, however many entries there are.
+    @discardableResult
+    public func purge(_ scope: PurgeScope, mode: PurgeMode) -> Int {
+        let now = clock.now()
+        var purged = 0
+        func apply(_ state: inout ShardState, _ key: CacheKey, _ record: CacheRecord) {
+            switch mode {
+            case .hard: state.remove(key, statistics: statistics)
+            case .soft: _ = state.policy.replace(key, value: record.expired(at: now))
+            }
+            purged += 1
+        }
+        switch scope {
+        case let .key(key):
+            shard(for: key).state.withLock { state in
+                if let flight = state.flights.removeValue(forKey: key) { flight.supersede() }
+                if let record = state.policy.peek(key) { apply(&state, key, record) }
+            }
+        case let .prefix(prefix):
+            for shard in shards {
+                shard.state.withLock { state in
+                    for (key, flight) in state.flights where key.hasPrefix(prefix) {
+                        flight.supersede()
+                        state.flights[key] = nil
+                    }
+                }
+                sweep(shard) { state, key, record in
+                    if key.hasPrefix(prefix) { apply(&state, key, record) }
+                }
+            }
+        }
+        switch mode {
+        case .hard: statistics.hardPurges.add(1, ordering: .relaxed)
+        case .soft: statistics.softPurges.add(1, ordering: .relaxed)
+        }
+        statistics.purgedEntries.add(purged, ordering: .relaxed)
+        return purged
+    }
+
+    /// Entries visited per hold of a shard's lock by `sweep`: about 0.1 ms of work.
+    static let sweepChunk = 1024
+
+    /// Calls `visit` for every entry of `shard`, taking its lock once per `sweepChunk` slots.
+    private func sweep(_ shard: Shard, _ visit: (inout ShardState, CacheKey, CacheRecord) -> Void) {
+        var start = 0
+        var more = true
+        while more {
+            more = shard.state.withLock { state in
+                let end = start + Self.sweepChunk
+                for (key, record) in state.policy.entries(inSlots: start..<end) { visit(&state, key, record) }
+                return end < state.policy.slotCount
+            }
+            start += Self.sweepChunk
+        }
     }
 
     /// Entries and bytes held right now, summed over the shards.
@@ -131,31 +198,27 @@ public final class ObjectCache: Sendable {
         }
     }
 
-    /// A fresh record for a fetched object or a 404, timed by the settings.
-    public func makeRecord(_ state: CachedState, key: CacheKey) -> CacheRecord {
+    /// A fresh record for a fetched object or a 404, timed by `freshness` (the object's own
+    /// `Cache-Control`) where it speaks, and by the settings elsewhere.
+    public func makeRecord(_ state: CachedState, key: CacheKey, freshness: Freshness = .configured) -> CacheRecord {
         let now = clock.now()
         let timing = timing.withLock { $0 }
         switch state {
         case .object:
-            return CacheRecord(state: state, key: key, freshUntil: now + timing.ttl, keepUntil: now + timing.ttl + timing.staleGrace)
+            let ttl = freshness.ttl.map { min(max(0, $0), timing.maxTTL) } ?? timing.ttl
+            let window = max(0, freshness.staleWhileRevalidate ?? timing.staleWhileRevalidate)
+            return CacheRecord(
+                state: state, key: key, freshUntil: now + ttl, keepUntil: now + ttl + timing.staleGrace,
+                revalidatingUntil: now + ttl + window)
         case .missing:
             return CacheRecord(state: state, key: key, freshUntil: now + timing.negativeTTL, keepUntil: now + timing.negativeTTL)
         }
     }
 
-    /// `record` with its freshness restarted (after a 304 from S3), holding `state` (the same
-    /// bytes, with the metadata the 304 reported) when given.
-    public func renew(_ record: CacheRecord, key: CacheKey, state: CachedState? = nil) -> CacheRecord {
-        let now = clock.now()
-        let timing = timing.withLock { $0 }
-        return record.renewed(
-            state ?? record.state, key: key, freshUntil: now + timing.ttl, keepUntil: now + timing.ttl + timing.staleGrace)
-    }
-
     /// Changes how long new and renewed entries stay fresh (a configuration reload). Entries
     /// already held keep the times they were given.
-    public func updateTiming(ttl: Double, negativeTTL: Double, staleGrace: Double) {
-        timing.withLock { $0 = CacheTiming(ttl: ttl, negativeTTL: negativeTTL, staleGrace: staleGrace) }
+    public func updateTiming(_ settings: CacheSettings) {
+        timing.withLock { $0 = settings.timing }
     }
 
     private func shard(for key: CacheKey) -> Shard {
@@ -168,6 +231,25 @@ struct CacheTiming {
     var ttl: Double
     var negativeTTL: Double
     var staleGrace: Double
+    var staleWhileRevalidate: Double
+    var maxTTL: Double
+}
+
+/// Which entries a purge takes.
+public enum PurgeScope: Sendable, Equatable {
+    /// One key.
+    case key(CacheKey)
+    /// Every key that starts with these bytes (`bucket/` for a whole bucket).
+    case prefix(String)
+}
+
+/// What a purge does to the entries it takes.
+public enum PurgeMode: String, Sendable {
+    /// Drop them: the next read downloads the object.
+    case hard
+    /// Expire them: the next read revalidates (a 304 costs no download), and the copy stays
+    /// for stale-if-error.
+    case soft
 }
 
 /// Entries and bytes held.
@@ -288,10 +370,30 @@ enum AnyEvictionPolicy<Key: Hashable, Value> {
         }
     }
 
-    func entries() -> [(key: Key, value: Value)] {
+    var slotCount: Int {
         switch self {
-        case let .lru(policy): return policy.entries()
-        case let .s3fifo(policy): return policy.entries()
+        case let .lru(policy): return policy.slotCount
+        case let .s3fifo(policy): return policy.slotCount
+        }
+    }
+
+    func entries(inSlots range: Range<Int>) -> [(key: Key, value: Value)] {
+        switch self {
+        case let .lru(policy): return policy.entries(inSlots: range)
+        case let .s3fifo(policy): return policy.entries(inSlots: range)
+        }
+    }
+
+    mutating func replace(_ key: Key, value: Value) -> Bool {
+        switch self {
+        case var .lru(policy):
+            self = .lru(LRUPolicy(capacity: 0))
+            defer { self = .lru(policy) }
+            return policy.replace(key, value: value)
+        case var .s3fifo(policy):
+            self = .s3fifo(S3FIFOPolicy(capacity: 0))
+            defer { self = .s3fifo(policy) }
+            return policy.replace(key, value: value)
         }
     }
 }

@@ -24,6 +24,15 @@ public protocol EvictionPolicy<Key, Value> {
     @discardableResult mutating func remove(_ key: Key) -> Value?
     /// Every entry held, in no particular order.
     func entries() -> [(key: Key, value: Value)]
+    /// Where `entries(inSlots:)` ends: entries never move between slots while they are held,
+    /// so walking the slots in ranges, with other calls in between, visits every entry that was
+    /// held throughout exactly once.
+    var slotCount: Int { get }
+    /// The entries held in slots `range` (clamped to `slotCount`).
+    func entries(inSlots range: Range<Int>) -> [(key: Key, value: Value)]
+    /// Replaces the value of a held entry in place, keeping its cost and its standing with the
+    /// policy; false when `key` is not held.
+    mutating func replace(_ key: Key, value: Value) -> Bool
 }
 
 /// The eviction policies a cache can be configured with.

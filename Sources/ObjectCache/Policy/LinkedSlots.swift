@@ -31,6 +31,12 @@ struct LinkedSlots<Key: Hashable, Value> {
         set { slots[Int(slot)] = newValue }
     }
 
+    /// The entries held in slots `range`, clamped to the slots there are.
+    func entries(inSlots range: Range<Int>) -> [(key: Key, value: Value)] {
+        let clamped = range.clamped(to: 0..<slots.count)
+        return slots[clamped].compactMap { $0.map { ($0.key, $0.value) } }
+    }
+
     mutating func allocate(_ key: Key, value: Value, cost: Int, queue: UInt8) -> Int32 {
         let slot = Slot(key: key, value: value, cost: cost, previous: -1, next: -1, queue: queue, frequency: 0)
         if let reused = free.popLast() {

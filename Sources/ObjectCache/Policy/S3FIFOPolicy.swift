@@ -91,6 +91,18 @@ public struct S3FIFOPolicy<Key: Hashable, Value>: EvictionPolicy {
         index.values.map { (slots[$0].key, slots[$0].value) }
     }
 
+    public var slotCount: Int { slots.slots.count }
+
+    public func entries(inSlots range: Range<Int>) -> [(key: Key, value: Value)] {
+        slots.entries(inSlots: range)
+    }
+
+    public mutating func replace(_ key: Key, value: Value) -> Bool {
+        guard let slot = index[key] else { return false }
+        slots[slot].value = value
+        return true
+    }
+
     private mutating func evictFromSmall() -> (key: Key, value: Value)? {
         while small.tail >= 0 {
             let slot = small.tail

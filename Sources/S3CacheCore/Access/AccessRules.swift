@@ -2,7 +2,7 @@
 public enum AccessLevel: String, Sendable, Equatable {
     /// GET and HEAD.
     case read
-    /// PUT and DELETE as well as reads.
+    /// PUT, DELETE and PURGE as well as reads.
     case write
     /// Everything the gateway offers.
     case all
@@ -19,6 +19,8 @@ public enum AccessLevel: String, Sendable, Equatable {
 /// The object methods the gateway serves.
 public enum ObjectMethod: String, Sendable, CaseIterable {
     case get = "GET", head = "HEAD", put = "PUT", delete = "DELETE"
+    /// Drops cached copies (one key, a prefix, a bucket); S3 is not asked.
+    case purge = "PURGE"
 
     /// The `Allow` header value for a 405.
     static let allowHeader = allCases.map(\.rawValue).joined(separator: ", ")

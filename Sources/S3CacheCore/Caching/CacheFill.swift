@@ -14,8 +14,9 @@ final class CacheFill {
     private let request: ReadRequest
     private let response: ResponseWriter
     private let baseReport: CacheReport
-    /// Told as soon as S3's head shows the object will not be kept, so that followers stop waiting.
-    private let onUncacheable: () -> Void
+    /// Told as soon as S3's head shows the object will not be kept (and why, as a
+    /// `Cache-Status` detail), so that followers stop waiting.
+    private let onUncacheable: (String) -> Void
     private(set) var head: S3ResponseHead?
     /// The copy being kept; nil when the object is not cacheable.
     private var copy: [UInt8]?
@@ -38,7 +39,7 @@ final class CacheFill {
 
     init(
         maxObjectSize: Int, budget: FillBudget, request: ReadRequest, response: ResponseWriter, report: CacheReport,
-        onUncacheable: @escaping () -> Void
+        onUncacheable: @escaping (String) -> Void
     ) {
         self.maxObjectSize = maxObjectSize
         self.budget = budget
@@ -60,7 +61,8 @@ final class CacheFill {
         let length = head.header("Content-Length").flatMap(Int.init)
         // Compressible bodies are held twice for a moment: the copy and its gzip form.
         let cost = length.map { ContentCoding.isCompressible(head.header("Content-Type") ?? "") ? 2 * $0 : $0 }
-        if let length, let cost, length >= 0, length <= maxObjectSize, budget.tryAcquire(cost) {
+        let noStore = CacheControl(head.header("Cache-Control")).noStore
+        if !noStore, let length, let cost, length >= 0, length <= maxObjectSize, budget.tryAcquire(cost) {
             reserved = cost
             expectedLength = length
             copy = []
@@ -69,9 +71,10 @@ final class CacheFill {
             report.stored = true
         } else {
             let tooLarge = length.map { $0 < 0 || $0 > maxObjectSize } ?? true
-            report = CacheReport.bypass(tooLarge ? "too-large" : "fill-budget")
+            let reason = noStore ? "no-store" : tooLarge ? "too-large" : "fill-budget"
+            report = CacheReport.bypass(reason)
             report.forwardStatus = 200
-            onUncacheable()
+            onUncacheable(reason)
         }
         let etag = head.header("ETag") ?? ""
         let lastModified = head.header("Last-Modified") ?? ""

@@ -40,6 +40,11 @@ final class CachedReads {
                 return try lead(flight, address: address, stale: stale, request: request, response: response)
             case let .refused(stale):
                 return try refuse(stale: stale, request: request, response: response)
+            case let .revalidating(stale):
+                statistics.staleWhileRevalidating.add(1, ordering: .relaxed)
+                let report = CacheReport(result: .stale, detail: "stale-while-revalidate")
+                try responder.send(stale, report: report, request: request, response: response)
+                return report
             case let .follower(flight, stale):
                 if let report = try follow(flight, address: address, stale: stale, request: request, response: response) {
                     return report
@@ -91,7 +96,7 @@ final class CachedReads {
 
         let fill = CacheFill(
             maxObjectSize: cache.settings.maxObjectSize, budget: fillBudget, request: request, response: response,
-            report: CacheReport(result: .miss, forwardStatus: 200), onUncacheable: { complete(.uncacheable) })
+            report: CacheReport(result: .miss, forwardStatus: 200), onUncacheable: { complete(.uncacheable(reason: $0)) })
         let conditional: [(name: String, value: String)] = stale.flatMap { record in
             guard case let .object(object) = record.state, !object.metadata.etag.isEmpty else { return nil }
             return [("If-None-Match", object.metadata.etag)]
@@ -107,18 +112,28 @@ final class CachedReads {
                     })
             }
             if head.status == 304, let stale {
-                let renewed = cache.renew(stale, key: key, state: revalidated(stale, notModified: head, address: address))
-                complete(.record(renewed))
                 statistics.revalidations.add(1, ordering: .relaxed)
+                let current = revalidated(stale, notModified: head, address: address)
+                guard let freshness = Self.freshness(current) else {
+                    // The object's metadata now says no-store: answer from the same bytes, keep nothing.
+                    complete(.uncacheable(reason: "no-store"))
+                    cache.invalidate(key)
+                    let report = CacheReport(result: .revalidated, forwardStatus: 304, detail: "no-store")
+                    try responder.send(CacheRecord(state: current, key: key, freshUntil: 0, keepUntil: 0), report: report, request: request, response: response)
+                    return report
+                }
+                let renewed = cache.makeRecord(current, key: key, freshness: freshness)
+                complete(.record(renewed))
                 let report = CacheReport(result: .revalidated, forwardStatus: 304, stored: true)
                 try responder.send(renewed, report: report, request: request, response: response)
                 return report
             }
-            if let object = fill.finish() {
-                complete(.record(cache.makeRecord(.object(object), key: key)))
+            if stale != nil { statistics.revalidationsChanged.add(1, ordering: .relaxed) }
+            if let object = fill.finish(), let freshness = Self.freshness(.object(object)) {
+                complete(.record(cache.makeRecord(.object(object), key: key, freshness: freshness)))
                 statistics.misses.add(1, ordering: .relaxed)
             } else {
-                complete(.uncacheable)
+                complete(.uncacheable(reason: "no-store"))
                 statistics.bypasses.add(1, ordering: .relaxed)
             }
             try fill.release()
@@ -144,6 +159,13 @@ final class CachedReads {
             complete(.failed(error))
             throw CacheReportedError(error, report: fill.report)
         }
+    }
+
+    /// How long `state` stays fresh, by its own `Cache-Control` or `Expires` where it has them;
+    /// nil when it must not be stored.
+    private static func freshness(_ state: CachedState) -> Freshness? {
+        guard case let .object(object) = state else { return .configured }
+        return CacheControl.freshness(object.metadata)
     }
 
     /// The stale entry as S3's 304 describes it now. A 304 says the bytes are unchanged, not the
@@ -192,8 +214,8 @@ final class CachedReads {
             if case .missing = record.state { report.forwardStatus = 404 }
             try responder.send(record, report: report, request: request, response: response)
             return report
-        case .uncacheable:
-            return try bypass(address, stale: stale, request: request, response: response, detail: "too-large")
+        case let .uncacheable(reason):
+            return try bypass(address, stale: stale, request: request, response: response, detail: reason)
         case let .failed(error):
             if let stale, let backend = error as? S3Error, backend.isBackendFailure {
                 return try serveStale(stale, forwardStatus: backend.status, detail: "stale-if-error", request: request, response: response)

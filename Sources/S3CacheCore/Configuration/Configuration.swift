@@ -16,8 +16,15 @@ public struct Configuration: Sendable, Equatable {
     public var accessRules: AccessRules
     /// Bytes the cache may hold (`MAX_CACHE_SIZE`, MB unless a unit is given, default 300).
     public var maxCacheSize: Int64
-    /// Seconds an entry is fresh (`CACHE_TTL`, default 300).
+    /// Seconds an entry is fresh when the object's metadata does not say (`CACHE_TTL`, default 300).
     public var cacheTTL: Double
+    /// Longest freshness an object's own `Cache-Control: max-age`/`s-maxage` or `Expires` may
+    /// give it, seconds (`CACHE_TTL_MAX`, default 86400).
+    public var cacheTTLMax: Double
+    /// Seconds after expiry during which, while one request revalidates an entry, concurrent
+    /// requests get the expired copy at once (`CACHE_SWR`, default 10; 0 turns it off). An
+    /// object's `stale-while-revalidate` directive overrides it.
+    public var cacheSWR: Double
     /// Seconds between cleanups of expired entries (`CLEANUP_INTERVAL`, default 60).
     public var cleanupInterval: Double
     /// Largest object kept in the cache, bytes (`MAX_OBJECT_SIZE`, default 1/8 of the cache, at most half).
@@ -86,7 +93,7 @@ public struct Configuration: Sendable, Equatable {
     public var cacheSettings: CacheSettings {
         CacheSettings(
             capacity: Int(maxCacheSize), maxObjectSize: Int(maxObjectSize), ttl: cacheTTL, negativeTTL: negativeTTL,
-            staleGrace: staleIfError, policy: cachePolicy)
+            staleGrace: staleIfError, staleWhileRevalidate: cacheSWR, maxTTL: cacheTTLMax, policy: cachePolicy)
     }
 
     /// Reads the configuration from `KEY=VALUE` pairs (normally the process environment).
@@ -154,6 +161,8 @@ public struct Configuration: Sendable, Equatable {
             accessRules: rules,
             maxCacheSize: cacheSize,
             cacheTTL: try env.seconds("CACHE_TTL", default: 300, in: 0...(86_400 * 365)),
+            cacheTTLMax: try env.seconds("CACHE_TTL_MAX", default: 86_400, in: 0...(86_400 * 365)),
+            cacheSWR: try env.seconds("CACHE_SWR", default: 10, in: 0...86_400),
             cleanupInterval: try env.seconds("CLEANUP_INTERVAL", default: 60, in: 1...86_400),
             maxObjectSize: objectSize,
             fillBudget: fillBudget,

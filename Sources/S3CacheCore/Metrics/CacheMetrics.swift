@@ -18,14 +18,31 @@ final class CacheMetrics: Sendable {
     private let entries, bytes, capacity, originalBytes, storedBytes, compressionRatio, backendInFlight: CoreMetrics.Meter
 
     init(_ registry: MetricsRegistry) {
-        func tracked(_ name: String, _ help: String, _ statistic: @escaping @Sendable (CacheStatistics) -> Int) -> Tracked {
-            Tracked(counter: registry.counter(name, help: help), statistic: statistic)
+        func tracked(
+            _ name: String, _ help: String, labels: [(String, String)] = [], _ statistic: @escaping @Sendable (CacheStatistics) -> Int
+        ) -> Tracked {
+            Tracked(counter: registry.counter(name, help: help, labels: labels), statistic: statistic)
         }
         counters = [
             tracked("s3cache_cache_hits_total", "Requests answered from a fresh cache entry") { $0.hits.load(ordering: .relaxed) },
             tracked("s3cache_cache_misses_total", "Requests that fetched the object from S3") { $0.misses.load(ordering: .relaxed) },
             tracked("s3cache_cache_revalidations_total", "Expired entries renewed by a 304 from S3, without a download") {
                 $0.revalidations.load(ordering: .relaxed)
+            },
+            tracked("s3cache_cache_revalidations_changed_total", "Expired entries S3 answered with a new version (200) when revalidated") {
+                $0.revalidationsChanged.load(ordering: .relaxed)
+            },
+            tracked("s3cache_cache_stale_while_revalidate_total", "Expired entries served while another request revalidated them") {
+                $0.staleWhileRevalidating.load(ordering: .relaxed)
+            },
+            tracked("s3cache_purges_total", "PURGE requests, by mode", labels: [("mode", "hard")]) {
+                $0.hardPurges.load(ordering: .relaxed)
+            },
+            tracked("s3cache_purges_total", "PURGE requests, by mode", labels: [("mode", "soft")]) {
+                $0.softPurges.load(ordering: .relaxed)
+            },
+            tracked("s3cache_purged_entries_total", "Cache entries dropped or expired by PURGE requests") {
+                $0.purgedEntries.load(ordering: .relaxed)
             },
             tracked("s3cache_cache_stale_total", "Expired entries served because S3 failed (stale-if-error)") {
                 $0.staleServes.load(ordering: .relaxed)

@@ -60,6 +60,10 @@ final class ObjectHandler {
             try writing(address, gate: gate, busy: .backendBusy, response: response) {
                 try delete(address, conditions: WriteConditions(exchange))
             }
+        case .purge:
+            let purge = try PurgeRequest(address, exchange: exchange)
+            let count = cache?.purge(purge.scope, mode: purge.mode) ?? 0
+            try response.sendJSON(status: 200, purge.answer(purged: count))
         }
         return nil
     }

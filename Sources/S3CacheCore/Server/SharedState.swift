@@ -39,8 +39,7 @@ public final class SharedState: Sendable {
     public func reload(_ configuration: Configuration) -> [String] {
         let deferred = live.apply(configuration)
         logLevel.value = live.current.logLevel
-        let settings = live.current.cacheSettings
-        cache?.updateTiming(ttl: settings.ttl, negativeTTL: settings.negativeTTL, staleGrace: settings.staleGrace)
+        cache?.updateTiming(live.current.cacheSettings)
         metrics.recordReload(applied: true)
         return deferred
     }
@@ -74,6 +73,10 @@ public final class SharedState: Sendable {
             ("misses", count(stats.misses)),
             ("negative_hits", count(stats.negativeHits)),
             ("revalidations", count(stats.revalidations)),
+            ("revalidations_changed", count(stats.revalidationsChanged)),
+            ("stale_while_revalidate", count(stats.staleWhileRevalidating)),
+            ("purges", .object([("hard", count(stats.hardPurges)), ("soft", count(stats.softPurges))])),
+            ("purged_entries", count(stats.purgedEntries)),
             ("stale_serves", count(stats.staleServes)),
             ("bypasses", count(stats.bypasses)),
             ("coalesced", count(stats.coalesced)),
