@@ -91,6 +91,7 @@ install: $(BINARY)
 	install -D -m 0644 nginx/s3cache-fastcgi.conf $(DESTDIR)$(NGINXDIR)/s3cache-fastcgi.conf
 	# The allow list is the operator's: never overwritten once it exists.
 	test -e $(DESTDIR)$(NGINXDIR)/s3cache-monitoring.conf || install -D -m 0644 nginx/s3cache-monitoring.conf $(DESTDIR)$(NGINXDIR)/s3cache-monitoring.conf
+	test -e $(DESTDIR)$(NGINXDIR)/s3cache-notify-senders.conf || install -D -m 0644 nginx/s3cache-notify-senders.conf $(DESTDIR)$(NGINXDIR)/s3cache-notify-senders.conf
 	install -D -m 0644 nginx/example-site.conf $(DESTDIR)$(DOCDIR)/example-site.conf
 	install -D -m 0644 packaging/s3cache.8 $(DESTDIR)$(MANDIR)/man8/s3cache.8
 	# The configuration is the operator's (it holds the S3 secret): never overwritten once it exists.
@@ -116,7 +117,7 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man8/s3cache.8
 	rm -rf $(DESTDIR)$(DOCDIR)
 	@if [ -z "$(DESTDIR)" ]; then systemctl daemon-reload 2>/dev/null || true; fi
-	@echo "left in place: $(DESTDIR)$(CONFDIR)/s3cache.conf, $(DESTDIR)$(NGINXDIR)/s3cache-monitoring.conf and the s3cache user (remove them by hand if wanted)"
+	@echo "left in place: $(DESTDIR)$(CONFDIR)/s3cache.conf, $(DESTDIR)$(NGINXDIR)/s3cache-monitoring.conf, $(DESTDIR)$(NGINXDIR)/s3cache-notify-senders.conf and the s3cache user (remove them by hand if wanted)"
 
 deb: $(DEB)
 

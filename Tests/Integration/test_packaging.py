@@ -157,8 +157,9 @@ def test_make_install_and_uninstall_into_destdir(tmp_path):
 
     run("make", "-C", str(REPO), "--no-print-directory", "uninstall", f"DESTDIR={root}")
     left = sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
-    # The operator's files stay: the settings and the allow list of the service endpoints.
-    assert left == ["etc/nginx/snippets/s3cache-monitoring.conf", "etc/s3cache/s3cache.conf"], left
+    # The operator's files stay: the settings and the allow lists of the service endpoints.
+    assert left == ["etc/nginx/snippets/s3cache-monitoring.conf", "etc/nginx/snippets/s3cache-notify-senders.conf",
+                    "etc/s3cache/s3cache.conf"], left
 
 
 # ---------------------------------------------------------------------------------------------

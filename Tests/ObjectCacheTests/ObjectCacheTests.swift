@@ -103,7 +103,7 @@ import Testing
             return
         }
         #expect(body(stale) == "v1")
-        cache.complete(flight, key: "b/k", outcome: .record(cache.renew(stale, key: "b/k")))
+        cache.complete(flight, key: "b/k", outcome: .record(cache.makeRecord(stale.state, key: "b/k")))
         if case .hit = cache.access("b/k") {} else { Issue.record("a renewed entry is fresh again") }
         clock.advance(by: 10 + 100 + 1)
         #expect(cache.removeExpired() == 1)

@@ -50,7 +50,7 @@ import Testing
         }
         #expect(store.calls.isEmpty)
         let post = try serve(FakeExchange(method: "POST", uri: "/objects/public/x"), store: store)
-        #expect(post.response.headers["allow"] == "GET, HEAD, PUT, DELETE")
+        #expect(post.response.headers["allow"] == "GET, HEAD, PUT, DELETE, PURGE")
     }
 
     @Test func missingObjectsAre404() throws {

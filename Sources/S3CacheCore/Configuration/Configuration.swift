@@ -86,6 +86,17 @@ public struct Configuration: Sendable, Equatable {
     public var maxThreads: Int {
         threads + backendConcurrency + uploadConcurrency + 256
     }
+    /// The shared secret a bucket notification sender presents on `POST /notifications`
+    /// (`NOTIFY_TOKEN`, at least 16 characters): `Authorization: Bearer <token>` or `?token=`.
+    /// Unset, the endpoint answers 404.
+    public var notifyToken: String?
+    /// Whether an SNS `SubscriptionConfirmation` is confirmed by visiting its `SubscribeURL`
+    /// (`NOTIFY_CONFIRM_SNS`, default false). Only AWS's own SNS hosts over https are visited,
+    /// and the URL prefixes in `notifySNSEndpoints`.
+    public var notifyConfirmSNS: Bool
+    /// Further SNS-compatible services whose confirmation URLs may be visited
+    /// (`NOTIFY_SNS_ENDPOINTS`, comma-separated URL prefixes such as `http://127.0.0.1:4566/`).
+    public var notifySNSEndpoints: [String]
     /// Least severe level written (`LOG_LEVEL`: trace, debug, info, notice, warning, error, critical; default info).
     public var logLevel: Logger.Level
 
@@ -154,6 +165,22 @@ public struct Configuration: Sendable, Equatable {
             throw ConfigurationError(variable: "CACHE_POLICY", value: policyName, reason: "expected s3fifo or lru")
         }
         // Not bounded by FCGI_THREADS: a request waiting on S3 gets a thread of its own.
+        let notifyToken = env.raw("NOTIFY_TOKEN").flatMap { $0.isEmpty ? nil : $0 }
+        if let notifyToken, notifyToken.utf8.count < 16 || notifyToken.utf8.count > 256
+            || !notifyToken.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f })
+        {
+            throw ConfigurationError(
+                variable: "NOTIFY_TOKEN", value: notifyToken,
+                reason: "expected 16 to 256 printable ASCII characters without spaces (openssl rand -hex 32 makes one)")
+        }
+        let snsEndpoints = env.string("NOTIFY_SNS_ENDPOINTS", default: "").split(separator: ",").map { $0.trimmingWhitespace() }
+        for endpoint in snsEndpoints where !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://"))
+            || !endpoint.dropFirst(8).contains("/")
+        {
+            throw ConfigurationError(
+                variable: "NOTIFY_SNS_ENDPOINTS", value: endpoint,
+                reason: "expected URL prefixes with a scheme, host and path, such as http://127.0.0.1:4566/")
+        }
         let backendConcurrency = try env.integer("BACKEND_CONCURRENCY", default: defaultWaitBound(), in: 1...10_000)
         let uploadConcurrency = try env.integer("UPLOAD_CONCURRENCY", default: defaultWaitBound(), in: 1...10_000)
         return Configuration(
@@ -179,6 +206,9 @@ public struct Configuration: Sendable, Equatable {
             listen: listen,
             backlog: Int32(try env.integer("FCGI_BACKLOG", default: 4096, in: 1...65_535)),
             threads: threads,
+            notifyToken: notifyToken,
+            notifyConfirmSNS: try env.bool("NOTIFY_CONFIRM_SNS", default: false),
+            notifySNSEndpoints: snsEndpoints,
             logLevel: logLevel)
     }
 

@@ -31,8 +31,9 @@ package enum CoreFuzzing {
             fuzzCheck(path.starts(with: "/objects/".utf8), "object route without /objects/: \(uri.debugDescription)")
             let again = "/objects/\(percentEncoded(address.bucket))/\(percentEncoded(address.key))?query"
             fuzzCheck(Route.parse(requestURI: again) == route, "\(again.debugDescription) does not route back to \(address)")
-        case .health, .ready, .stats, .metrics:
-            let expected = route == .health ? "/health" : route == .ready ? "/ready" : route == .stats ? "/stats" : "/metrics"
+        case .health, .ready, .stats, .metrics, .notifications:
+            let expected = route == .health ? "/health" : route == .ready ? "/ready" : route == .stats ? "/stats"
+                : route == .metrics ? "/metrics" : "/notifications"
             fuzzCheck(path.elementsEqual(expected.utf8), "\(uri.debugDescription) routed to \(expected)")
         case .invalidObject, .notFound:
             break

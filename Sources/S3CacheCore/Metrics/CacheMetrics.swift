@@ -8,22 +8,16 @@ import Synchronization
 /// stays the one source of truth: at scrape time each counter is advanced by what its
 /// statistic grew since the previous scrape, and the gauges are set to the current usage.
 final class CacheMetrics: Sendable {
-    private struct Tracked: Sendable {
-        let counter: CoreMetrics.Counter
-        let statistic: @Sendable (CacheStatistics) -> Int
-    }
-
-    private let counters: [Tracked]
-    private let lastSeen: Mutex<[Int]>
+    private let counters: StatisticCounters<CacheStatistics>
     private let entries, bytes, capacity, originalBytes, storedBytes, compressionRatio, backendInFlight: CoreMetrics.Meter
 
     init(_ registry: MetricsRegistry) {
         func tracked(
             _ name: String, _ help: String, labels: [(String, String)] = [], _ statistic: @escaping @Sendable (CacheStatistics) -> Int
-        ) -> Tracked {
-            Tracked(counter: registry.counter(name, help: help, labels: labels), statistic: statistic)
+        ) -> StatisticCounters<CacheStatistics>.Tracked {
+            StatisticCounters.Tracked(counter: registry.counter(name, help: help, labels: labels), statistic: statistic)
         }
-        counters = [
+        counters = StatisticCounters([
             tracked("s3cache_cache_hits_total", "Requests answered from a fresh cache entry") { $0.hits.load(ordering: .relaxed) },
             tracked("s3cache_cache_misses_total", "Requests that fetched the object from S3") { $0.misses.load(ordering: .relaxed) },
             tracked("s3cache_cache_revalidations_total", "Expired entries renewed by a 304 from S3, without a download") {
@@ -64,8 +58,7 @@ final class CacheMetrics: Sendable {
             tracked("s3cache_cache_served_bytes_total", "Body bytes sent to clients from memory (origin bytes saved)") {
                 $0.bytesServedFromCache.load(ordering: .relaxed)
             },
-        ]
-        lastSeen = Mutex([Int](repeating: 0, count: counters.count))
+        ])
         entries = registry.gauge("s3cache_cache_entries", help: "Entries held, negative ones included")
         bytes = registry.gauge("s3cache_cache_bytes", help: "Bytes held, counted against the bound (bodies as stored, keys, metadata)")
         capacity = registry.gauge("s3cache_cache_capacity_bytes", help: "The cache's byte bound (MAX_CACHE_SIZE)")
@@ -79,13 +72,7 @@ final class CacheMetrics: Sendable {
     func update(from cache: ObjectCache?, backendInFlight inFlight: Int) {
         backendInFlight.set(inFlight)
         guard let cache else { return }
-        lastSeen.withLock { seen in
-            for (index, tracked) in counters.enumerated() {
-                let value = tracked.statistic(cache.statistics)
-                if value > seen[index] { tracked.counter.increment(by: Int64(value - seen[index])) }
-                seen[index] = value
-            }
-        }
+        counters.update(from: cache.statistics)
         let usage = cache.usage()
         entries.set(usage.entries)
         bytes.set(usage.bytes)
@@ -93,5 +80,32 @@ final class CacheMetrics: Sendable {
         originalBytes.set(usage.originalBytes)
         storedBytes.set(usage.storedBodyBytes)
         compressionRatio.set(usage.originalBytes > 0 ? Double(usage.storedBodyBytes) / Double(usage.originalBytes) : 1)
+    }
+}
+
+/// Prometheus counters that follow lock-free statistics (the one source of truth, also behind
+/// `/stats`): at scrape time each counter advances by what its statistic grew since the last.
+final class StatisticCounters<Source>: Sendable {
+    struct Tracked: Sendable {
+        let counter: CoreMetrics.Counter
+        let statistic: @Sendable (Source) -> Int
+    }
+
+    private let counters: [Tracked]
+    private let lastSeen: Mutex<[Int]>
+
+    init(_ counters: [Tracked]) {
+        self.counters = counters
+        lastSeen = Mutex([Int](repeating: 0, count: counters.count))
+    }
+
+    func update(from source: Source) {
+        lastSeen.withLock { seen in
+            for (index, tracked) in counters.enumerated() {
+                let value = tracked.statistic(source)
+                if value > seen[index] { tracked.counter.increment(by: Int64(value - seen[index])) }
+                seen[index] = value
+            }
+        }
     }
 }

@@ -18,6 +18,7 @@ public final class GatewayMetrics: Sendable {
     private let backendDurations: [BackendOperation: CoreMetrics.Timer]
     private let backendErrors: [BackendOperation: [BackendOutcome: CoreMetrics.Counter]]
     private let cache: CacheMetrics
+    private let notifications: StatisticCounters<NotificationStatistics>
     private let configurationReloads: [Bool: CoreMetrics.Counter]
 
     public init(registry prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), version: String) {
@@ -47,6 +48,25 @@ public final class GatewayMetrics: Sendable {
         backendErrors = errors
         backendDurations = durations
         cache = CacheMetrics(registry)
+        func notification(_ name: String, _ help: String, _ labels: [(String, String)], _ statistic: @escaping @Sendable (NotificationStatistics) -> Int)
+            -> StatisticCounters<NotificationStatistics>.Tracked
+        {
+            StatisticCounters.Tracked(counter: registry.counter(name, help: help, labels: labels), statistic: statistic)
+        }
+        let requests = "POST /notifications requests, by result", events = "Bucket events received, by what was done"
+        notifications = StatisticCounters([
+            notification("s3cache_notifications_total", requests, [("result", "accepted")]) { $0.received.load(ordering: .relaxed) },
+            notification("s3cache_notifications_total", requests, [("result", "refused")]) { $0.refused.load(ordering: .relaxed) },
+            notification("s3cache_notification_events_total", events, [("result", "applied")]) {
+                $0.eventsApplied.load(ordering: .relaxed)
+            },
+            notification("s3cache_notification_events_total", events, [("result", "ignored")]) {
+                $0.eventsIgnored.load(ordering: .relaxed)
+            },
+            notification("s3cache_sns_confirmations_total", "SNS subscriptions confirmed", []) {
+                $0.confirmations.load(ordering: .relaxed)
+            },
+        ])
         configurationReloads = [
             true: registry.counter("s3cache_config_reloads_total", help: "Configuration reloads (SIGHUP) by result", labels: [("result", "applied")]),
             false: registry.counter("s3cache_config_reloads_total", help: "Configuration reloads (SIGHUP) by result", labels: [("result", "refused")]),
@@ -72,8 +92,9 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// The exposition, with the cache's figures brought up to date first.
-    func render(cache objectCache: ObjectCache?, backendInFlight: Int) -> [UInt8] {
+    func render(cache objectCache: ObjectCache?, notifications statistics: NotificationStatistics, backendInFlight: Int) -> [UInt8] {
         cache.update(from: objectCache, backendInFlight: backendInFlight)
+        notifications.update(from: statistics)
         return registry.exposition()
     }
 }

@@ -12,6 +12,8 @@ public enum Route: Equatable, Sendable {
     case stats
     /// `GET /metrics`: Prometheus text exposition.
     case metrics
+    /// `POST /notifications`: bucket event notifications that invalidate cached keys.
+    case notifications
     case notFound
 
     /// Parses the raw request target as nginx received it (`$request_uri`).
@@ -27,6 +29,7 @@ public enum Route: Equatable, Sendable {
         case "/ready": return .ready
         case "/stats": return .stats
         case "/metrics": return .metrics
+        case "/notifications": return .notifications
         default: break
         }
         let prefix = "/objects/"

@@ -11,6 +11,8 @@ public final class Gateway {
     private let safeContentBuckets: BucketSet
     private let store: any ObjectStore
     private let objects: ObjectHandler
+    /// Nil when no `NOTIFY_TOKEN` is set: the endpoint does not exist.
+    private let notifications: NotificationEndpoint?
     private let shared: SharedState
     private let logger: Logger
     private let recorder: RequestRecorder
@@ -35,6 +37,8 @@ public final class Gateway {
             cache: shared.cache,
             fillBudget: shared.fillBudget,
             followerWaits: FollowerWaits(configuration))
+        self.notifications = NotificationEndpoint(
+            configuration, cache: shared.cache, statistics: shared.notificationStatistics)
         self.logger = logger
         self.recorder = recorder
         self.accessLog = accessLog
@@ -99,6 +103,9 @@ public final class Gateway {
         case .metrics:
             try Self.requireRead(method)
             try response.send(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: shared.metricsText())
+        case .notifications:
+            guard let notifications else { throw HTTPError.noRoute }
+            try notifications.serve(method: method, exchange: exchange, response: response)
         case .notFound:
             throw HTTPError.noRoute
         case let .invalidObject(reason):
@@ -183,6 +190,7 @@ public final class Gateway {
         case .ready: entry.path = "/ready"
         case .stats: entry.path = "/stats"
         case .metrics: entry.path = "/metrics"
+        case .notifications: entry.path = "/notifications"
         case .invalidObject, .notFound: break
         }
         accessLog.write(entry)

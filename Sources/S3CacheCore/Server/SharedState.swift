@@ -14,6 +14,7 @@ public final class SharedState: Sendable {
     /// Bytes the cache fills in flight may hold (`FILL_BUDGET`).
     let fillBudget: FillBudget
     public let metrics: GatewayMetrics
+    public let notificationStatistics = NotificationStatistics()
     let readiness: Readiness
     /// The least severe level logged, access log included; a reload changes it.
     public let logLevel: LogLevelSetting
@@ -46,13 +47,23 @@ public final class SharedState: Sendable {
 
     /// `GET /metrics`.
     func metricsText() -> [UInt8] {
-        metrics.render(cache: cache, backendInFlight: gate.current)
+        metrics.render(cache: cache, notifications: notificationStatistics, backendInFlight: gate.current)
     }
 
     /// `GET /stats`.
     func statisticsJSON() -> String {
+        let notified = notificationStatistics
+        let notifications = JSON.Value.object([
+            ("accepted", .int(Int64(notified.received.load(ordering: .relaxed)))),
+            ("refused", .int(Int64(notified.refused.load(ordering: .relaxed)))),
+            ("events_applied", .int(Int64(notified.eventsApplied.load(ordering: .relaxed)))),
+            ("events_ignored", .int(Int64(notified.eventsIgnored.load(ordering: .relaxed)))),
+            ("sns_confirmations", .int(Int64(notified.confirmations.load(ordering: .relaxed)))),
+        ])
         guard let cache else {
-            return JSON.object([("enabled", .bool(false)), ("backend_in_flight", .int(Int64(gate.current)))])
+            return JSON.object([
+                ("enabled", .bool(false)), ("backend_in_flight", .int(Int64(gate.current))), ("notifications", notifications),
+            ])
         }
         let usage = cache.usage()
         let stats = cache.statistics
@@ -93,6 +104,7 @@ public final class SharedState: Sendable {
             ("stored_body_bytes", .int(Int64(usage.storedBodyBytes))),
             ("bytes_served_from_cache", count(stats.bytesServedFromCache)),
             ("backend_fetches_saved", .int(Int64(saved))),
+            ("notifications", notifications),
         ])
     }
 }
