@@ -52,6 +52,9 @@ let package = Package(
         .executableTarget(name: "s3cache", dependencies: ["S3CacheCore"], swiftSettings: swiftSettings),
         // The eviction-policy simulator (bench/README.md): the worker's own policies on synthetic traces.
         .executableTarget(name: "cachesim", dependencies: ["ObjectCache"], path: "bench/cachesim", swiftSettings: swiftSettings),
+        // Hit latency while a purge walks 100,000 entries (bench/purge).
+        .executableTarget(
+            name: "purgestall", dependencies: ["ObjectCache", "Platform"], path: "bench/purgestall", swiftSettings: swiftSettings),
 
         // libFuzzer targets (fuzz/README.md): `fuzz/run` builds them with --sanitize=fuzzer,address
         // and -D FUZZING (libFuzzer's main); a plain build links them as replayers of corpus files.
@@ -62,6 +65,8 @@ let package = Package(
         fuzzTarget("configuration", testing: "S3CacheCore"),
         fuzzTarget("fastcgi-params", testing: "FastCGI"),
         fuzzTarget("s3-error", testing: "S3Client"),
+        fuzzTarget("notification", testing: "S3CacheCore"),
+        fuzzTarget("cache-control", testing: "S3CacheCore"),
 
         .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CLinux", "Platform"], swiftSettings: swiftSettings),
         .testTarget(name: "GzipTests", dependencies: ["Gzip"], swiftSettings: swiftSettings),

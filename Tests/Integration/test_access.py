@@ -17,13 +17,13 @@ READ, WRITE, ALL, UNLISTED = "readers", "writers", "everyone", "strangers"
 RULES = f"{READ}:read,{WRITE}:write,{ALL}:all"
 ALLOWED = {
     READ: {"GET", "HEAD"},
-    WRITE: {"GET", "HEAD", "PUT", "DELETE"},
-    ALL: {"GET", "HEAD", "PUT", "DELETE"},
+    WRITE: {"GET", "HEAD", "PUT", "DELETE", "PURGE"},
+    ALL: {"GET", "HEAD", "PUT", "DELETE", "PURGE"},
     UNLISTED: set(),
 }
 OBJECT_ALLOW = "GET, HEAD, PUT, DELETE, PURGE"
 OTHER_METHODS = ["POST", "PATCH", "OPTIONS", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK",
-                 "SEARCH", "PURGE", "FROB"]
+                 "SEARCH", "FROB"]
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,19 @@ def test_put(access_stack, bucket):
         assert_json_error(overwrite, 403, "forbidden")
         assert_absent(access_stack, bucket, new_key)
         assert stored(access_stack, bucket, existing_key) == existing_body
+
+
+@pytest.mark.parametrize("bucket", [READ, WRITE, ALL, UNLISTED])
+def test_purge(access_stack, bucket):
+    """PURGE drops cached copies only: it never asks S3 and never touches the object."""
+    key, body = seed(access_stack, bucket)
+    with no_backend_requests(access_stack):
+        reply = raw_request(access_stack, "PURGE", f"/objects/{bucket}/{key}")
+    if "PURGE" in ALLOWED[bucket]:
+        assert reply.status == 200 and reply.json()["key"] == key, reply.body
+    else:
+        assert_json_error(reply, 403, "forbidden")
+    assert stored(access_stack, bucket, key) == body
 
 
 @pytest.mark.parametrize("bucket", [READ, WRITE, ALL, UNLISTED])

@@ -54,13 +54,15 @@ import Testing
         #expect(values == ["S3_REGION": "eu-west-1", "S3_SECRET_KEY": "s", "CACHE_TTL": "60"])
     }
 
-    @Test(arguments: ["route", "read-request", "http-date", "configuration", "fastcgi-params"])
+    @Test(arguments: ["route", "read-request", "http-date", "configuration", "fastcgi-params", "notification", "cache-control"])
     func seedCorpusReplays(target: String) throws {
         let entry: (UnsafeRawBufferPointer) -> Void = switch target {
         case "route": CoreFuzzing.route
         case "read-request": CoreFuzzing.readRequest
         case "http-date": CoreFuzzing.httpDate
         case "configuration": CoreFuzzing.configuration
+        case "notification": CoreFuzzing.notification
+        case "cache-control": CoreFuzzing.cacheControl
         default: FastCGIFuzzing.parameterText
         }
         let inputs = try FuzzCorpus.inputs(of: target)

@@ -40,6 +40,68 @@ package enum CoreFuzzing {
         }
     }
 
+    /// `BucketNotification.read` on a `POST /notifications` body (and so `JSONReader`): a
+    /// document the reader accepts, written out again, reads back as the same value; every
+    /// event names at least one key, and the first is its decoded form.
+    package static func notification(_ data: UnsafeRawBufferPointer) {
+        let bytes = Array(data)
+        if let value = try? JSONReader.parse(bytes) {
+            var written: [UInt8] = []
+            writeJSON(value, to: &written)
+            let again = try? JSONReader.parse(written)
+            fuzzCheck(again == value, "\(value) written as \(String(decoding: written, as: UTF8.self)) reads back as \(String(describing: again))")
+        }
+        guard case let .events(events)? = try? BucketNotification.read(bytes) else { return }
+        for event in events {
+            let keys = event.keys
+            fuzzCheck(!keys.isEmpty && keys.count <= 2, "\(event) gives keys \(keys)")
+            fuzzCheck(keys.last == event.encodedKey, "\(event): the key as written is not among \(keys)")
+        }
+    }
+
+    private static func writeJSON(_ value: JSONValue, to out: inout [UInt8]) {
+        switch value {
+        case let .object(members):
+            out.append(UInt8(ascii: "{"))
+            for (index, member) in members.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                JSON.appendQuoted(member.name, to: &out)
+                out.append(UInt8(ascii: ":"))
+                writeJSON(member.value, to: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        case let .array(values):
+            out.append(UInt8(ascii: "["))
+            for (index, element) in values.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                writeJSON(element, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case let .string(text): JSON.appendQuoted(text, to: &out)
+        case let .number(text): out += text.utf8
+        case let .bool(flag): out += (flag ? "true" : "false").utf8
+        case .null: out += "null".utf8
+        }
+    }
+
+    /// `CacheControl` on an object's `Cache-Control` (first line) and `Expires` (second line):
+    /// a freshness it gives is never negative nor past what RFC 9111 lets a delta be, and only
+    /// `no-store` or `private` refuse storage.
+    package static func cacheControl(_ data: UnsafeRawBufferPointer) {
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+        let header = lines.first.map(String.init)
+        let expires = lines.count > 1 ? String(lines[1]) : nil
+        let control = CacheControl(header)
+        let freshness = control.freshness(expires: expires, now: 1_800_000_000)
+        fuzzCheck((freshness == nil) == control.noStore, "\(header.debugDescription): storage \(String(describing: freshness))")
+        guard let freshness else { return }
+        let limit = Double(CacheControl.maxDeltaSeconds)
+        for seconds in [freshness.ttl, freshness.staleWhileRevalidate].compactMap({ $0 }) {
+            fuzzCheck(seconds >= 0 && seconds <= limit * 2, "\(header.debugDescription), \(expires.debugDescription): \(freshness)")
+        }
+        if control.noCache { fuzzCheck(freshness.ttl == 0, "no-cache with ttl \(String(describing: freshness.ttl))") }
+    }
+
     /// Everything but unreserved characters and `/` as `%XX`.
     private static func percentEncoded(_ text: String) -> String {
         let digits = Array("0123456789ABCDEF".utf8)
