@@ -169,10 +169,12 @@ public final class ObjectCache: Sendable {
         return purged
     }
 
-    /// Entries visited per hold of a shard's lock by `sweep`: about 0.1 ms of work.
+    /// Entries visited per hold of a shard's lock by `sweep`: under a millisecond of work (a hard
+    /// purge of 1,024 entries takes about 0.9 ms on the 2-core test VM).
     static let sweepChunk = 1024
 
-    /// Calls `visit` for every entry of `shard`, taking its lock once per `sweepChunk` slots.
+    /// Calls `visit` for every entry of `shard`, taking its lock once per `sweepChunk` slots and
+    /// pausing in between so that waiting hits get it (`pauseForLockWaiters`).
     private func sweep(_ shard: Shard, _ visit: (inout ShardState, CacheKey, CacheRecord) -> Void) {
         var start = 0
         var more = true
@@ -183,6 +185,7 @@ public final class ObjectCache: Sendable {
                 return end < state.policy.slotCount
             }
             start += Self.sweepChunk
+            if more { pauseForLockWaiters() }
         }
     }
 
