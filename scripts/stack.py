@@ -734,8 +734,10 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # A token for POST /notifications, made for this run only.
+    notify_token = secrets.token_hex(16)
     stack = Stack(root=root, port=args.port, moto_port=args.s3_port or None, demo_objects=True,
-                  tls=args.tls, keep=root is not None, binary=args.binary)
+                  tls=args.tls, keep=root is not None, binary=args.binary, worker_env={"NOTIFY_TOKEN": notify_token})
     stop = threading.Event()
     try:
         stack.start()
@@ -754,6 +756,12 @@ Try:
   curl -i -X PUT --data 'nope' {base}/objects/public/hello.txt        # 403: public is read-only
   curl -i {base}/objects/private/secret.txt
   curl -i --path-as-is {base}/objects/public/../private/secret.txt     # 400: never another bucket
+
+Freshness (README "Freshness and invalidation"):
+  curl -i -X PURGE {base}/objects/local/README.md                     # drop one cached key
+  curl -i -X PURGE -H 'Purge-Mode: soft' '{base}/objects/private/*'   # expire a whole bucket: next reads revalidate
+  curl -i -H 'Authorization: Bearer {notify_token}' \\
+       --data '{{"Records":[{{"eventName":"ObjectCreated:Put","s3":{{"bucket":{{"name":"public"}},"object":{{"key":"hello.txt"}}}}}}]}}' {base}/notifications   # a bucket event: hello.txt is dropped
 
 Ctrl-C stops everything. Worker log follows:
 """, flush=True)
