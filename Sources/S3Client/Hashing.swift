@@ -87,3 +87,43 @@ enum Hex {
         return String(decoding: text, as: UTF8.self)
     }
 }
+
+/// A digest computed as the bytes go by (a streamed upload whose declared SHA-256, or whose
+/// trailing checksum, is checked at its end). Not `Sendable`: one transfer's.
+public final class StreamingDigest {
+    public enum Algorithm: Sendable {
+        case sha256, sha1
+    }
+
+    private let context: OpaquePointer
+
+    public init(_ algorithm: Algorithm) {
+        // Only a libcrypto without its default provider fails; `S3Connection` checks that at start.
+        guard let context = EVP_MD_CTX_new() else { preconditionFailure("EVP_MD_CTX_new failed") }
+        self.context = context
+        let type = algorithm == .sha256 ? EVP_sha256() : EVP_sha1()
+        guard EVP_DigestInit_ex(context, type, nil) == 1 else { preconditionFailure("EVP_DigestInit_ex failed") }
+    }
+
+    deinit {
+        EVP_MD_CTX_free(context)
+    }
+
+    public func update(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        guard EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) == 1 else { preconditionFailure("EVP_DigestUpdate failed") }
+    }
+
+    /// The digest; the object is spent afterwards.
+    public func finish() -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        guard output.withUnsafeMutableBufferPointer({ EVP_DigestFinal_ex(context, $0.baseAddress, &length) }) == 1 else {
+            preconditionFailure("EVP_DigestFinal_ex failed")
+        }
+        return Array(output.prefix(Int(length)))
+    }
+
+    /// Lower-case hex, as SigV4 writes payload hashes.
+    public static func hex(_ digest: [UInt8]) -> String { Hex.encode(digest) }
+}

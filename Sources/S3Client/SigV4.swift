@@ -60,25 +60,63 @@ public struct SigV4Signer: Sendable {
         var headers = request.headers.filter { $0.name.lowercased() != "x-amz-date" }
         headers.append((name: "x-amz-date", value: date.timestamp))
         let (canonicalHeaders, signedHeaders) = Self.canonicalHeaders(headers)
-        let canonicalRequest = [
-            request.method,
-            S3URIEncoding.path(request.path.isEmpty ? "/" : request.path),
-            Self.canonicalQuery(request.query),
-            canonicalHeaders,
-            signedHeaders,
-            request.payloadHash,
-        ].joined(separator: "\n")
-        let scope = "\(date.day)/\(region)/\(service)/aws4_request"
-        let stringToSign = [
-            "AWS4-HMAC-SHA256", date.timestamp, scope, SHA256.hexDigest(canonicalRequest),
-        ].joined(separator: "\n")
+        let canonicalRequest = Self.canonicalRequest(
+            method: request.method, canonicalURI: S3URIEncoding.path(request.path.isEmpty ? "/" : request.path),
+            canonicalQuery: Self.canonicalQuery(request.query), canonicalHeaders: canonicalHeaders, signedHeaders: signedHeaders,
+            payloadHash: request.payloadHash)
+        let scope = Self.scope(day: date.day, region: region, service: service)
+        let stringToSign = Self.stringToSign(timestamp: date.timestamp, scope: scope, canonicalRequest: canonicalRequest)
         let key = Self.signingKey(secretKey: credentials.secretKey, day: date.day, region: region, service: service)
-        let signature = Hex.encode(HMACSHA256.authenticate(key: key, message: stringToSign.utf8))
+        let signature = Self.signature(key: key, stringToSign: stringToSign)
         let authorization = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKey)/\(scope), "
             + "SignedHeaders=\(signedHeaders), Signature=\(signature)"
         return SigV4Signature(
             canonicalRequest: canonicalRequest, stringToSign: stringToSign, signedHeaders: signedHeaders,
             signature: signature, authorization: authorization, amzDate: date.timestamp)
+    }
+
+    /// The canonical request: the six lines whose hash is signed. `canonicalURI` is the path
+    /// already encoded (`S3URIEncoding.path`), `canonicalHeaders` ends with a newline.
+    public static func canonicalRequest(
+        method: String, canonicalURI: String, canonicalQuery: String, canonicalHeaders: String, signedHeaders: String,
+        payloadHash: String
+    ) -> String {
+        [method, canonicalURI, canonicalQuery, canonicalHeaders, signedHeaders, payloadHash].joined(separator: "\n")
+    }
+
+    /// `20150830/us-east-1/s3/aws4_request`.
+    public static func scope(day: String, region: String, service: String) -> String {
+        "\(day)/\(region)/\(service)/aws4_request"
+    }
+
+    public static func stringToSign(timestamp: String, scope: String, canonicalRequest: String) -> String {
+        ["AWS4-HMAC-SHA256", timestamp, scope, SHA256.hexDigest(canonicalRequest)].joined(separator: "\n")
+    }
+
+    /// Lower-case hex HMAC of `stringToSign` under the derived `key`.
+    public static func signature(key: [UInt8], stringToSign: String) -> String {
+        Hex.encode(HMACSHA256.authenticate(key: key, message: stringToSign.utf8))
+    }
+
+    /// The signature of one chunk of an `aws-chunked` body
+    /// (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD`): each chunk signs its bytes and the signature
+    /// before it, the first chunk the request's own.
+    public static func chunkSignature(
+        key: [UInt8], timestamp: String, scope: String, previousSignature: String, chunkHash: String
+    ) -> String {
+        let stringToSign = [
+            "AWS4-HMAC-SHA256-PAYLOAD", timestamp, scope, previousSignature, SHA256.emptyPayloadHash, chunkHash,
+        ].joined(separator: "\n")
+        return signature(key: key, stringToSign: stringToSign)
+    }
+
+    /// The signature of the trailer of a signed `aws-chunked` body
+    /// (`STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`): its header lines, each ending in `\n`.
+    public static func trailerSignature(
+        key: [UInt8], timestamp: String, scope: String, previousSignature: String, trailerHash: String
+    ) -> String {
+        let stringToSign = ["AWS4-HMAC-SHA256-TRAILER", timestamp, scope, previousSignature, trailerHash].joined(separator: "\n")
+        return signature(key: key, stringToSign: stringToSign)
     }
 
     /// The key derived from the secret for one day, region and service.

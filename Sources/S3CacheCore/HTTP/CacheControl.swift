@@ -50,7 +50,7 @@ struct CacheControl: Equatable {
             freshness.ttl = Double(age)
         } else if let expires {
             let until = HTTPDate.parse(expires) ?? now
-            freshness.ttl = Double(max(0, until &- now))
+            freshness.ttl = Double(min(max(0, until &- now), Int64(Self.maxDeltaSeconds)))
         }
         if noCache || mustRevalidate {
             freshness.staleWhileRevalidate = 0
