@@ -29,7 +29,7 @@ let package = Package(
 
         // What every layer uses: the monotonic clock, thread spawning, and the one system-call
         // wrapper (errno, EINTR) with its write loop.
-        .target(name: "Platform", swiftSettings: swiftSettings),
+        .target(name: "Platform", dependencies: ["CLinux"], swiftSettings: swiftSettings),
         .target(name: "FastCGI", dependencies: ["CFastCGI", "CLinux", "Platform"], swiftSettings: swiftSettings),
         .target(name: "Gzip", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         // Cross-module optimisation lets a client specialise the generic eviction policies for its

@@ -40,11 +40,27 @@ public struct ConfigurationSource: Sendable {
 
     /// The file's contents; nil when it does not exist and is not required.
     private static func read(_ path: String, required: Bool) throws(ConfigurationError) -> String? {
+        do {
+            return try TextFile.read(path, limit: maxFileSize, required: required)
+        } catch {
+            throw ConfigurationError(file: path, reason: error.reason)
+        }
+    }
+}
+
+/// A small UTF-8 text file read whole (configuration, keys), bounded in size.
+enum TextFile {
+    struct Failure: Error {
+        var reason: String
+    }
+
+    /// The contents; nil when the file does not exist and is not `required`.
+    static func read(_ path: String, limit: Int, required: Bool) throws(Failure) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
             if code == ENOENT && !required { return nil }
-            throw ConfigurationError(file: path, reason: "cannot open: \(String(cString: strerror(code)))")
+            throw Failure(reason: "cannot open: \(String(cString: strerror(code)))")
         }
         defer { close(fd) }
         var bytes: [UInt8] = []
@@ -52,19 +68,22 @@ public struct ConfigurationSource: Sendable {
         while true {
             let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else {
-                throw ConfigurationError(file: path, reason: "cannot read: \(String(cString: strerror(errno)))")
-            }
+            guard count >= 0 else { throw Failure(reason: "cannot read: \(String(cString: strerror(errno)))") }
             if count == 0 { break }
             bytes += buffer[..<count]
-            guard bytes.count <= maxFileSize else {
-                throw ConfigurationError(file: path, reason: "larger than \(maxFileSize) bytes")
-            }
+            guard bytes.count <= limit else { throw Failure(reason: "larger than \(limit) bytes") }
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw ConfigurationError(file: path, reason: "not valid UTF-8")
-        }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw Failure(reason: "not valid UTF-8") }
         return text
+    }
+
+    /// As `read(_:limit:required:)`, a failure reported against the variable that names the file.
+    static func read(_ path: String, limit: Int, required: Bool, variable: String) throws(ConfigurationError) -> String? {
+        do {
+            return try read(path, limit: limit, required: required)
+        } catch {
+            throw ConfigurationError(variable: variable, value: path, reason: error.reason)
+        }
     }
 }
 
