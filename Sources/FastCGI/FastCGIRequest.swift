@@ -181,6 +181,24 @@ public final class FastCGIRequest {
         value(of: name).map { Array($0) }
     }
 
+    /// A parameter whose name is known only at run time (the headers a SigV4 signature names).
+    public func param(named name: String) -> String? {
+        var name = name
+        return name.withUTF8 { wanted -> String? in
+            guard var entry = request.pointee.envp else { return nil }
+            while let pair = entry.pointee {
+                if strncmp(pair, UnsafeRawPointer(wanted.baseAddress!).assumingMemoryBound(to: CChar.self), wanted.count) == 0
+                    && pair[wanted.count] == CChar(UInt8(ascii: "="))
+                {
+                    let start = UnsafeRawPointer(pair + wanted.count + 1).assumingMemoryBound(to: UInt8.self)
+                    return ParameterText.decode(UnsafeBufferPointer(start: start, count: strlen(pair + wanted.count + 1)))
+                }
+                entry += 1
+            }
+            return nil
+        }
+    }
+
     /// The value of `name` in libfcgi's `NAME=value` list, found as `FCGX_GetParam` does but
     /// with the name's length known: a request looks up a dozen names, most of them absent,
     /// and converting each to a C string and measuring it cost more than the search.

@@ -24,7 +24,15 @@ case .version:
 case .help:
     print(CommandLineOptions.usage)
     exit(0)
-case .checkConfiguration, .serve:
+case let .newKey(grants):
+    do {
+        print(try AccessKeys.newLine(grants: try AccessRules(parsing: grants)))
+        exit(0)
+    } catch {
+        writeStandardError("s3cache: keys new: \(error)\n")
+        exit(exitUsage)
+    }
+case .checkConfiguration, .serve, .presign:
     break
 }
 
@@ -38,6 +46,21 @@ do {
 } catch {
     writeStandardError("s3cache: configuration error: \(error)\n")
     exit(exitConfigurationError)
+}
+if case let .presign(request) = options.action {
+    guard let key = configuration.accessKeys[request.keyID] else {
+        writeStandardError("s3cache: presign: no key \(request.keyID) in \(configuration.accessKeysFile)\n")
+        exit(exitConfigurationError)
+    }
+    do {
+        print(try Presigner.presign(
+            url: request.url, method: request.method, expires: request.expires, key: key, region: request.region,
+            now: Int64(time(nil))))
+        exit(0)
+    } catch {
+        writeStandardError("s3cache: presign: \(error)\n")
+        exit(exitUsage)
+    }
 }
 if case .checkConfiguration = options.action {
     print("s3cache: configuration OK (\(source.path ?? "environment only"); buckets \(configuration.accessRules))")

@@ -20,6 +20,7 @@ final class FakeExchange: Exchange {
     }
 
     func param(_ name: StaticString) -> String? { params[name.description] }
+    func param(named name: String) -> String? { params[name] }
     func rawParam(_ name: StaticString) -> [UInt8]? { params[name.description].map { Array($0.utf8) } }
 
     func readBody(into buffer: UnsafeMutableRawBufferPointer, idleTimeout: Double) throws -> Int {

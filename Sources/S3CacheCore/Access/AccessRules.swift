@@ -37,6 +37,22 @@ public struct AccessRules: Sendable, Equatable, CustomStringConvertible {
         public var description: String
     }
 
+    /// No bucket at all (`ANONYMOUS_BUCKETS=` set empty: nothing without a key).
+    public static let none = AccessRules(levels: [:])
+
+    private init(levels: [String: AccessLevel]) {
+        self.levels = levels
+    }
+
+    /// `text` as `init(parsing:)` reads it, or no bucket at all when it is empty.
+    public init(parsingAllowingNone text: String) throws(ParseError) {
+        if text.trimmingWhitespace().isEmpty {
+            self = .none
+        } else {
+            try self.init(parsing: text)
+        }
+    }
+
     public init(parsing text: String) throws(ParseError) {
         var levels: [String: AccessLevel] = [:]
         for entry in text.split(separator: ",") {
@@ -63,8 +79,29 @@ public struct AccessRules: Sendable, Equatable, CustomStringConvertible {
         levels[bucket]?.permits(method) ?? false
     }
 
-    /// `public:read,private:all` with buckets sorted, for the startup log.
+    /// `public:read,private:all` with buckets sorted, for the startup log (`none` for no bucket).
     public var description: String {
-        levels.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.rawValue)" }.joined(separator: ",")
+        levels.isEmpty ? "none" : levels.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.rawValue)" }.joined(separator: ",")
+    }
+}
+
+/// Who may do what: `ALLOWED_BUCKETS` bounds everything; anonymous requests get
+/// `ANONYMOUS_BUCKETS` within it, a gateway key its grants within it.
+struct Permissions {
+    let allowed: AccessRules
+    let anonymous: AccessRules
+
+    func permits(_ method: ObjectMethod, on bucket: String, by principal: Principal) -> Bool {
+        guard allowed.permits(method, on: bucket) else { return false }
+        switch principal {
+        case .anonymous: return anonymous.permits(method, on: bucket)
+        case let .key(key): return key.grants.permits(method, on: bucket)
+        }
+    }
+
+    /// Whether anyone may read the bucket without a key: if not, responses are `private`, so
+    /// that a shared cache in front (a CDN) never hands them to someone else.
+    func isPublic(_ bucket: String) -> Bool {
+        permits(.get, on: bucket, by: .anonymous)
     }
 }

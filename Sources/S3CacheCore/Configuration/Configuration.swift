@@ -14,6 +14,19 @@ public struct Configuration: Sendable, Equatable {
     public var s3: S3Configuration
     /// Which buckets may be used and how (`ALLOWED_BUCKETS`, default `public:read,private:all,local:all`).
     public var accessRules: AccessRules
+    /// What requests without a signature may do (`ANONYMOUS_BUCKETS`, same syntax, default equal
+    /// to `ALLOWED_BUCKETS`; empty: nothing), within `ALLOWED_BUCKETS`.
+    public var anonymousRules: AccessRules
+    /// The gateway keys file (`ACCESS_KEYS_FILE`, default `/etc/s3cache/keys`, skipped when the
+    /// default is absent). Its keys are in `accessKeys`, read by `ConfigurationSource`.
+    public var accessKeysFile: String
+    /// Whether `ACCESS_KEYS_FILE` was set: then the file must exist.
+    public var accessKeysFileRequired: Bool
+    /// The keys clients sign with (read from `accessKeysFile`; empty until then).
+    public var accessKeys = AccessKeys()
+    /// Origins allowed to use each bucket from a browser (`CORS_ORIGINS`,
+    /// `bucket:origin|origin,...`, an origin `*` for any); unset, no CORS headers at all.
+    public var corsOrigins: CORSOrigins
     /// Bytes the cache may hold (`MAX_CACHE_SIZE`, MB unless a unit is given, default 300).
     public var maxCacheSize: Int64
     /// Seconds an entry is fresh when the object's metadata does not say (`CACHE_TTL`, default 300).
@@ -130,6 +143,20 @@ public struct Configuration: Sendable, Equatable {
             throw ConfigurationError(variable: "ALLOWED_BUCKETS", value: rulesText, reason: error.description)
         }
 
+        let anonymousText = env.string("ANONYMOUS_BUCKETS", default: rulesText)
+        let anonymousRules: AccessRules
+        do {
+            anonymousRules = try AccessRules(parsingAllowingNone: anonymousText)
+        } catch {
+            throw ConfigurationError(variable: "ANONYMOUS_BUCKETS", value: anonymousText, reason: error.description)
+        }
+        let corsText = env.string("CORS_ORIGINS", default: "")
+        guard let corsOrigins = CORSOrigins(parsing: corsText) else {
+            throw ConfigurationError(
+                variable: "CORS_ORIGINS", value: corsText,
+                reason: "expected bucket:origin|origin,... with origins such as https://app.example.com, or *")
+        }
+
         let cacheSize = try env.size("MAX_CACHE_SIZE", default: 300 << 20, in: 0...(1 << 46))!
         let objectSize = try env.size("MAX_OBJECT_SIZE", default: cacheSize / 8, in: 0...(1 << 46))!
         // A cache that can hold a single object caches nothing useful, and each cache shard keeps
@@ -186,6 +213,10 @@ public struct Configuration: Sendable, Equatable {
         return Configuration(
             s3: s3,
             accessRules: rules,
+            anonymousRules: anonymousRules,
+            accessKeysFile: env.string("ACCESS_KEYS_FILE", default: AccessKeys.defaultPath),
+            accessKeysFileRequired: env.raw("ACCESS_KEYS_FILE") != nil,
+            corsOrigins: corsOrigins,
             maxCacheSize: cacheSize,
             cacheTTL: try env.seconds("CACHE_TTL", default: 300, in: 0...(86_400 * 365)),
             cacheTTLMax: try env.seconds("CACHE_TTL_MAX", default: 86_400, in: 0...(86_400 * 365)),

@@ -26,9 +26,12 @@ public struct ConfigurationSource: Sendable {
         self.environment = environment
     }
 
-    /// The merged settings, parsed and checked.
+    /// The merged settings, parsed and checked, with the gateway keys they name.
     public func load() throws(ConfigurationError) -> Configuration {
-        try Configuration.load(from: values())
+        var configuration = try Configuration.load(from: values())
+        configuration.accessKeys = try AccessKeys.load(
+            path: configuration.accessKeysFile, required: configuration.accessKeysFileRequired)
+        return configuration
     }
 
     /// The file's `KEY=VALUE` pairs with the environment's on top.

@@ -6,6 +6,8 @@ public import FastCGI
 public protocol Exchange: AnyObject {
     /// A CGI parameter: `REQUEST_METHOD`, `REQUEST_URI`, `HTTP_RANGE`, …
     func param(_ name: StaticString) -> String?
+    /// A CGI parameter whose name is built at run time (`HTTP_X_AMZ_DATE` for a signed header).
+    func param(named name: String) -> String?
     /// A CGI parameter's bytes exactly as received (`param` writes bytes that are not UTF-8 as `%XX`).
     func rawParam(_ name: StaticString) -> [UInt8]?
     /// Up to `buffer.count` bytes of the request body; 0 at its end. Throws when no byte

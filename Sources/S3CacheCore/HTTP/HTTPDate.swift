@@ -69,7 +69,7 @@ enum HTTPDate {
     }
 
     /// The fields of a date, each within the range its digit count allows.
-    private struct Fields {
+    struct Fields {
         var year: Int  // 0...9999
         var month: Int  // 1...12
         var day: Int

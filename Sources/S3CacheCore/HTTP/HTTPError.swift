@@ -7,12 +7,36 @@ public struct HTTPError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
     /// Extra response headers (`Allow`, `Retry-After`).
     public var headers: [(name: String, value: String)]
+    /// S3's code for the same error (`NoSuchKey`), for clients that speak S3 (a SigV4-signed
+    /// request gets S3's XML error document); nil derives it from `status` and `code`.
+    public var s3Code: String?
 
-    public init(status: Int, code: String, message: String, headers: [(name: String, value: String)] = []) {
+    public init(status: Int, code: String, message: String, headers: [(name: String, value: String)] = [], s3Code: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers
+        self.s3Code = s3Code
+    }
+
+    /// The code S3 would answer with, for the XML error document.
+    var s3ErrorCode: String {
+        if let s3Code { return s3Code }
+        switch (status, code) {
+        case (404, _): return "NoSuchKey"
+        case (403, _): return "AccessDenied"
+        case (405, _): return "MethodNotAllowed"
+        case (408, _): return "RequestTimeout"
+        case (409, _): return "ConditionalRequestConflict"
+        case (411, _): return "MissingContentLength"
+        case (412, _): return "PreconditionFailed"
+        case (413, _): return "EntityTooLarge"
+        case (416, _): return "InvalidRange"
+        case (503, _): return "SlowDown"
+        case (504, _): return "RequestTimeout"
+        case (500..., _): return "InternalError"
+        default: return "InvalidArgument"
+        }
     }
 
     public static func == (lhs: HTTPError, rhs: HTTPError) -> Bool {

@@ -9,6 +9,11 @@ final class ResponseWriter {
     var headSent: Bool { status != 0 }
     /// For object responses: the headers that keep uploaded content from acting as the site.
     var contentSafety: ContentSafety?
+    /// Set for a SigV4-signed request: errors go out as S3's XML error document, which is what
+    /// SDKs read the error code from. `resource` is the request path, `requestID` nginx's.
+    var s3Errors: (resource: String, requestID: String)?
+    /// Headers every response to this request carries (CORS, `Cache-Control: private`).
+    var addedHeaders: [(name: String, value: String)] = []
     /// Set once the client has everything the response promised (a bodyless response's head,
     /// a complete generated response); a streamed body is not known to be complete here.
     private(set) var isComplete = false
@@ -53,6 +58,7 @@ final class ResponseWriter {
         if sandboxed {
             for (name, value) in ContentSafety.sandboxHeaders { head += "\(name): \(value)\r\n" }
         }
+        for (name, value) in addedHeaders { head += "\(name): \(value)\r\n" }
         head += "\r\n"
         self.status = status
         isComplete = isHead || status == 204 || status == 304
@@ -81,8 +87,36 @@ final class ResponseWriter {
     }
 
     func sendError(_ error: HTTPError) throws {
+        if let s3Errors {
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>\(XML.escaped(error.s3ErrorCode))</Code>"
+                + "<Message>\(XML.escaped(error.message))</Message><Resource>\(XML.escaped(s3Errors.resource))</Resource>"
+                + "<RequestId>\(XML.escaped(s3Errors.requestID))</RequestId></Error>"
+            try send(status: error.status, contentType: "application/xml", body: Array(body.utf8), headers: error.headers)
+            return
+        }
         try sendJSON(
             status: error.status, JSON.object([("error", .string(error.code)), ("message", .string(error.message))]),
             headers: error.headers)
+    }
+}
+
+/// Text escaped for XML character data and attribute values.
+enum XML {
+    static func escaped(_ text: String) -> String {
+        var output = ""
+        output.reserveCapacity(text.utf8.count)
+        for character in text.unicodeScalars {
+            switch character {
+            case "&": output += "&amp;"
+            case "<": output += "&lt;"
+            case ">": output += "&gt;"
+            case "\"": output += "&quot;"
+            case "'": output += "&apos;"
+            // XML 1.0 has no way to write most control characters: they are dropped.
+            case _ where character.value < 0x20 && character != "\t" && character != "\n" && character != "\r": break
+            default: output.unicodeScalars.append(character)
+            }
+        }
+        return output
     }
 }

@@ -91,6 +91,11 @@ final class AccessLog {
         line.withUnsafeBytes { output.append($0, now: entry.severity == .serverFault) }
     }
 
+    /// A line that must not wait for a batch (audit lines).
+    func writeImmediately(_ line: [UInt8]) {
+        line.withUnsafeBytes { output.append($0, now: true) }
+    }
+
     private func appendString(_ name: StaticString, _ value: String?) {
         guard let value else { return }
         line += #",""#.utf8

@@ -20,6 +20,7 @@ public final class GatewayMetrics: Sendable {
     private let cache: CacheMetrics
     private let notifications: StatisticCounters<NotificationStatistics>
     private let configurationReloads: [Bool: CoreMetrics.Counter]
+    private let authenticationFailures: [String: CoreMetrics.Counter]
 
     public init(registry prometheus: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), version: String) {
         let registry = MetricsRegistry(prometheus: prometheus)
@@ -71,6 +72,11 @@ public final class GatewayMetrics: Sendable {
             true: registry.counter("s3cache_config_reloads_total", help: "Configuration reloads (SIGHUP) by result", labels: [("result", "applied")]),
             false: registry.counter("s3cache_config_reloads_total", help: "Configuration reloads (SIGHUP) by result", labels: [("result", "refused")]),
         ]
+        authenticationFailures = Dictionary(uniqueKeysWithValues: Self.authenticationFailureReasons.map { reason in
+            (reason, registry.counter(
+                "s3cache_auth_failures_total", help: "Requests refused by authentication or by a key's grants, by reason",
+                labels: [("reason", reason)]))
+        })
         registry.gauge("s3cache_build_info", help: "Always 1; the version is a label", labels: [("version", version)]).set(1)
         registry.gauge("s3cache_start_time_seconds", help: "Start time of the process since the Unix epoch")
             .set(Double(time(nil)))
@@ -85,6 +91,15 @@ public final class GatewayMetrics: Sendable {
         backendDurations[operation]?.recordNanoseconds(nanoseconds)
         backendCalls[operation]?[outcome]?.increment()
         backendErrors[operation]?[outcome]?.increment()
+    }
+
+    /// The reasons `s3cache_auth_failures_total` counts: a fixed list, so labels stay bounded.
+    static let authenticationFailureReasons = [
+        "signature", "unknown_key", "skew", "expired", "malformed", "sigv2", "denied", "anonymous",
+    ]
+
+    func recordAuthenticationFailure(_ reason: String) {
+        (authenticationFailures[reason] ?? authenticationFailures["malformed"])?.increment()
     }
 
     func recordReload(applied: Bool) {

@@ -36,8 +36,10 @@ final class ObjectHandler {
     }
 
     /// Serves one object request; returns what the cache did, when it was involved.
-    func serve(_ method: ObjectMethod, _ address: ObjectAddress, exchange: any Exchange, response: ResponseWriter) throws
-        -> CacheReport?
+    func serve(
+        _ method: ObjectMethod, _ address: ObjectAddress, auth: Authentication = .anonymous, exchange: any Exchange,
+        response: ResponseWriter
+    ) throws -> CacheReport?
     {
         switch method {
         case .get:
@@ -55,7 +57,9 @@ final class ObjectHandler {
                 try WorkerPool.blocking { try Passthrough(store: store).head(address, headers: request.forwardedHeaders, response: response) }
             }
         case .put:
-            try writing(address, gate: uploadGate, busy: .uploadsBusy, response: response) { try put(address, exchange: exchange) }
+            try writing(address, gate: uploadGate, busy: .uploadsBusy, response: response) {
+                try put(address, auth: auth, exchange: exchange)
+            }
         case .delete:
             try writing(address, gate: gate, busy: .backendBusy, response: response) {
                 try delete(address, conditions: WriteConditions(exchange))
@@ -90,7 +94,7 @@ final class ObjectHandler {
             throw error
         }
         cache?.invalidate(address.cacheKey)
-        try answer.send(response)
+        try answer.send(response, asS3: response.s3Errors != nil)
     }
 
     private static func leftObjectUnchanged(_ error: any Error) -> Bool {
@@ -101,13 +105,15 @@ final class ObjectHandler {
         }
     }
 
-    private func put(_ address: ObjectAddress, exchange: any Exchange) throws -> WriteAnswer {
+    private func put(_ address: ObjectAddress, auth: Authentication, exchange: any Exchange) throws -> WriteAnswer {
         // Everything about the request is checked before its body is read or S3 is asked.
         var headers = try Self.storedHeaders(exchange, key: address.key)
         let conditions = try WriteConditions(exchange)
-        let body = try uploadBody(exchange)
+        let body = try uploadBody(exchange, auth: auth)
         defer { body.close() }
-        if case .stream = body, let md5 = try Self.headerValue(exchange, "HTTP_CONTENT_MD5", name: "Content-MD5") {
+        if case .stream = body, !auth.payload.isChunked,
+           let md5 = try Self.headerValue(exchange, "HTTP_CONTENT_MD5", name: "Content-MD5")
+        {
             // Only for bodies sent as they are: the digest covers the bytes on the wire.
             headers.append(("Content-MD5", md5))
         }
@@ -124,8 +130,7 @@ final class ObjectHandler {
         ) { buffer in
             let room = Int(min(Int64(buffer.count), expected - received))
             guard room > 0 else { return 0 }
-            let count = try body.read(
-                from: exchange, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<room]), idleTimeout: limits.idleTimeout)
+            let count = try body.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<room]))
             if count == 0 { throw ClientAbort(received: received, expected: expected) }
             received += Int64(count)
             return count
@@ -156,19 +161,82 @@ final class ObjectHandler {
         }
     }
 
-    private func uploadBody(_ exchange: any Exchange) throws -> UploadBody {
-        let encoding = (exchange.param("HTTP_CONTENT_ENCODING") ?? "").trimmingWhitespace().lowercased()
-        switch encoding {
-        case "gzip", "x-gzip":
-            return try UploadBody.inflating(from: exchange, limit: limits.maxInflatedSize, idleTimeout: limits.idleTimeout)
-        case "", "identity":
-            guard let text = exchange.param("CONTENT_LENGTH"), !text.isEmpty else { throw HTTPError.lengthRequired }
-            guard let length = Int64(text), length >= 0 else { throw HTTPError.badRequest("invalid Content-Length") }
-            guard length <= limits.maxUploadSize else { throw HTTPError.payloadTooLarge(limit: limits.maxUploadSize) }
-            return .stream(contentLength: length)
-        default:
+    /// The body as it is to reach S3: its bytes (taken out of `aws-chunked` framing, inflated
+    /// from gzip) and its length, with every digest the client declared checked on the way.
+    private func uploadBody(_ exchange: any Exchange, auth: Authentication) throws -> UploadBody {
+        var encodings = (exchange.param("HTTP_CONTENT_ENCODING") ?? "").split(separator: ",")
+            .map { $0.trimmingWhitespace().lowercased() }.filter { !$0.isEmpty && $0 != "identity" }
+        if auth.payload.isChunked { encodings.removeAll { $0 == "aws-chunked" } }  // the payload mode's framing
+        let encoding = encodings.joined(separator: ",")
+        let gzip = encoding == "gzip" || encoding == "x-gzip"
+        guard encoding.isEmpty || gzip else {
+            if encodings.contains("aws-chunked") {
+                throw HTTPError(
+                    status: 400, code: "bad_request", message: "an aws-chunked body needs a STREAMING-… x-amz-content-sha256",
+                    s3Code: "InvalidArgument")
+            }
             throw HTTPError.unsupportedEncoding(encoding)
         }
+        var source: any BodySource = ExchangeBody(exchange, idleTimeout: limits.idleTimeout)
+        var chunked: AWSChunkedBody?
+        let length: Int64
+        if case let .chunked(signing, trailer) = auth.payload {
+            guard let text = exchange.param("HTTP_X_AMZ_DECODED_CONTENT_LENGTH"), let decoded = Int64(text), decoded >= 0 else {
+                throw HTTPError(
+                    status: 411, code: "length_required", message: "an aws-chunked upload needs x-amz-decoded-content-length",
+                    s3Code: "MissingContentLength")
+            }
+            length = decoded
+            chunked = AWSChunkedBody(source, signing: signing, trailer: trailer)
+            source = chunked!
+        } else if let text = exchange.param("CONTENT_LENGTH"), !text.isEmpty {
+            guard let value = Int64(text), value >= 0 else { throw HTTPError.badRequest("invalid Content-Length") }
+            length = value
+        } else {
+            // A gzip body may come without a length (nginx passes a chunked one on as it
+            // arrives); it is inflated as it comes. Digests need the length to hold the end back.
+            guard gzip else { throw HTTPError.lengthRequired }
+            guard auth.payload.declaredSHA256 == nil, try checks(exchange, chunked: nil).isEmpty else {
+                throw HTTPError(
+                    status: 411, code: "length_required", message: "a body with a declared digest needs a Content-Length",
+                    s3Code: "MissingContentLength")
+            }
+            return try UploadBody.inflating(from: source, limit: limits.maxInflatedSize)
+        }
+        guard length <= limits.maxUploadSize else { throw HTTPError.payloadTooLarge(limit: limits.maxUploadSize) }
+        let verified = VerifiedBody(
+            source, length: length, sha256: auth.payload.declaredSHA256, checksums: try checks(exchange, chunked: chunked))
+        guard !gzip else { return try UploadBody.inflating(from: verified, limit: limits.maxInflatedSize) }
+        // An empty body is never asked for by the upload: its checks run now.
+        if length == 0 { try verified.finish() }
+        return .stream(verified.checksAnything || chunked != nil ? verified : source, contentLength: length)
+    }
+
+    /// The additional checksums the client declared (`x-amz-checksum-*` headers, or named by
+    /// `x-amz-trailer` and sent in the `aws-chunked` trailer).
+    private func checks(_ exchange: any Exchange, chunked: AWSChunkedBody?) throws
+        -> [(algorithm: PayloadChecksum.Algorithm, expected: () -> String?)]
+    {
+        var checks: [(algorithm: PayloadChecksum.Algorithm, expected: () -> String?)] = []
+        for algorithm in PayloadChecksum.Algorithm.allCases {
+            if let value = exchange.param(named: RequestAuthenticator.parameterName(forHeader: algorithm.headerName)) {
+                checks.append((algorithm, { value }))
+            }
+        }
+        if let trailer = exchange.param("HTTP_X_AMZ_TRAILER") {
+            guard let chunked else {
+                throw HTTPError(
+                    status: 400, code: "bad_request", message: "x-amz-trailer needs an aws-chunked body", s3Code: "InvalidRequest")
+            }
+            for name in trailer.split(separator: ",").map({ $0.trimmingWhitespace().lowercased() }) {
+                guard let algorithm = PayloadChecksum.Algorithm(headerName: name) else {
+                    throw HTTPError(
+                        status: 400, code: "bad_request", message: "unsupported trailer \(name)", s3Code: "InvalidRequest")
+                }
+                checks.append((algorithm, { [unowned chunked] in chunked.trailer[name] }))
+            }
+        }
+        return checks
     }
 
     /// The headers S3 stores with the object: `Content-Type` (guessed from the key when the
@@ -233,8 +301,12 @@ enum WriteAnswer {
     /// DELETE: 204.
     case deleted
 
-    func send(_ response: ResponseWriter) throws {
+    /// `asS3`: for a SigV4 client, S3's own shape: a PUT is 200 with the `ETag` and no body (an
+    /// SDK treats a 200 whose body is not S3's as a failure, and retries the write).
+    func send(_ response: ResponseWriter, asS3: Bool) throws {
         switch self {
+        case let .stored(_, etag) where asS3:
+            try response.send(status: 200, contentType: "application/xml", body: [], headers: etag.isEmpty ? [] : [("ETag", etag)])
         case let .stored(json, etag):
             try response.sendJSON(status: 200, json, headers: etag.isEmpty ? [] : [("ETag", etag)])
         case .deleted:

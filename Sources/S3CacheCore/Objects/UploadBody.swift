@@ -11,26 +11,24 @@ import Platform
 /// file first: memory stays flat whatever the size, and a bomb or a corrupt stream is refused
 /// before anything reaches S3.
 enum UploadBody {
-    case stream(contentLength: Int64)
+    case stream(any BodySource, contentLength: Int64)
     case inflatedFile(fd: Int32, length: Int64)
 
     var contentLength: Int64 {
         switch self {
-        case let .stream(length): return length
+        case let .stream(_, length): return length
         case let .inflatedFile(_, length): return length
         }
     }
 
-    /// Reads the whole gzip body from `exchange` and inflates it into a temporary file.
-    static func inflating(
-        from exchange: any Exchange, limit: Int64, idleTimeout: Double, chunkSize: Int = 64 * 1024
-    ) throws -> UploadBody {
+    /// Reads the whole gzip body from `source` and inflates it into a temporary file.
+    static func inflating(from source: any BodySource, limit: Int64, chunkSize: Int = 64 * 1024) throws -> UploadBody {
         let fd = try openTemporaryFile()
         do {
             let inflater = try GzipInflater(limit: limit)
             var buffer = [UInt8](repeating: 0, count: chunkSize)
             while true {
-                let count = try buffer.withUnsafeMutableBytes { try exchange.readBody(into: $0, idleTimeout: idleTimeout) }
+                let count = try buffer.withUnsafeMutableBytes { try source.read(into: $0) }
                 if count == 0 { break }
                 try buffer.withUnsafeBytes { raw in
                     try inflater.inflate(UnsafeRawBufferPointer(rebasing: raw[..<count])) { try writeAll(fd, $0) }
@@ -46,9 +44,9 @@ enum UploadBody {
     }
 
     /// Fills `buffer` with the next bytes of the body, for the S3 client's upload callback.
-    func read(from exchange: any Exchange, into buffer: UnsafeMutableRawBufferPointer, idleTimeout: Double) throws -> Int {
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         switch self {
-        case .stream: return try exchange.readBody(into: buffer, idleTimeout: idleTimeout)
+        case let .stream(source, _): return try source.read(into: buffer)
         case let .inflatedFile(fd, _):
             while true {
                 let count = Glibc.read(fd, buffer.baseAddress, buffer.count)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import FastCGI
 import Gzip
 public import Logging
@@ -8,6 +11,9 @@ import Platform
 /// handler over this thread's store, and the access log.
 public final class Gateway {
     private let rules: AccessRules
+    private let permissions: Permissions
+    private let keys: AccessKeys
+    private let cors: CORSOrigins
     private let safeContentBuckets: BucketSet
     private let store: any ObjectStore
     private let objects: ObjectHandler
@@ -29,6 +35,9 @@ public final class Gateway {
         accessLog: AccessLog
     ) {
         self.rules = configuration.accessRules
+        self.permissions = Permissions(allowed: configuration.accessRules, anonymous: configuration.anonymousRules)
+        self.keys = configuration.accessKeys
+        self.cors = configuration.corsOrigins
         self.safeContentBuckets = configuration.safeContentBuckets
         self.store = store
         self.shared = shared
@@ -67,11 +76,12 @@ public final class Gateway {
         var failure: (any Error)?
         var cacheReport: CacheReport?
         var broken = false
+        var audit = AuditFacts()
         if case let .object(address) = route {
             response.contentSafety = ContentSafety(sandboxesActiveContent: safeContentBuckets.contains(address.bucket))
         }
         do {
-            cacheReport = try dispatch(method: method, route: route, exchange: exchange, response: response)
+            cacheReport = try dispatch(method: method, route: route, exchange: exchange, response: response, audit: &audit)
         } catch let error as CacheReportedError {
             failure = error.underlying
             cacheReport = error.report
@@ -83,9 +93,21 @@ public final class Gateway {
         log(
             exchange, method: method, route: route, response: response, cache: cacheReport, failure: failure, broken: broken,
             started: started)
+        if audit.isDue(method: method) {
+            var entry = AuditEntry(
+                method: method, status: response.status == 0 ? 499 : response.status, keyID: audit.keyID,
+                remoteAddress: exchange.param("REMOTE_ADDR") ?? "", requestID: exchange.param("REQUEST_ID"), reason: audit.reason)
+            if case let .object(address) = route {
+                entry.bucket = address.bucket
+                entry.key = address.key
+            }
+            accessLog.writeAudit(entry)
+        }
     }
 
-    private func dispatch(method: String, route: Route, exchange: any Exchange, response: ResponseWriter) throws -> CacheReport? {
+    private func dispatch(
+        method: String, route: Route, exchange: any Exchange, response: ResponseWriter, audit: inout AuditFacts
+    ) throws -> CacheReport? {
         switch route {
         case .health:
             try Self.requireRead(method)
@@ -112,14 +134,77 @@ public final class Gateway {
             guard ObjectMethod(rawValue: method) != nil else { throw HTTPError.methodNotAllowed(method) }
             throw HTTPError.invalidObject(reason)
         case let .object(address):
+            let origin = cors.isEmpty ? nil : exchange.param("HTTP_ORIGIN")
+            let allowedOrigin = origin.flatMap { cors.allowedOrigin($0, bucket: address.bucket) }
+            if method == "OPTIONS", origin != nil {
+                try preflight(address, allowedOrigin: allowedOrigin, exchange: exchange, response: response)
+                return nil
+            }
             guard let objectMethod = ObjectMethod(rawValue: method) else { throw HTTPError.methodNotAllowed(method) }
+            let auth: Authentication
+            do {
+                auth = try RequestAuthenticator(keys: keys, now: Int64(time(nil))).authenticate(exchange, method: method)
+            } catch {
+                audit.refusedAuthentication(error)
+                metrics.recordAuthenticationFailure(error.reason)
+                response.s3Errors = s3ErrorContext(exchange)
+                throw HTTPError(
+                    status: error.status, code: Self.jsonCode(error), message: error.message, s3Code: error.code)
+            }
+            audit.principal = auth.principal
+            if auth.speaksS3 { response.s3Errors = s3ErrorContext(exchange) }
+            if let allowedOrigin { response.addedHeaders += CORSOrigins.responseHeaders(allowOrigin: allowedOrigin) }
             // Checked for every method before any backend call.
-            guard rules.permits(objectMethod, on: address.bucket) else {
+            guard permissions.permits(objectMethod, on: address.bucket, by: auth.principal) else {
+                audit.reason = "denied"
+                if case .anonymous = auth.principal, !keys.isEmpty, rules.permits(objectMethod, on: address.bucket) {
+                    metrics.recordAuthenticationFailure("anonymous")
+                }
                 throw HTTPError.forbidden(method, bucket: address.bucket)
             }
-            return try objects.serve(objectMethod, address, exchange: exchange, response: response)
+            if !permissions.isPublic(address.bucket) { response.addedHeaders.append(("Cache-Control", "private")) }
+            return try objects.serve(objectMethod, address, auth: auth, exchange: exchange, response: response)
         }
         return nil
+    }
+
+    private var metrics: GatewayMetrics { shared.metrics }
+
+    /// The request path and nginx's request id, for S3's XML error document.
+    private func s3ErrorContext(_ exchange: any Exchange) -> (resource: String, requestID: String) {
+        let target = exchange.param("REQUEST_URI") ?? ""
+        return (String(target.prefix { $0 != "?" }), exchange.param("REQUEST_ID") ?? "")
+    }
+
+    /// Our JSON code for an authentication failure (S3's is in the XML).
+    private static func jsonCode(_ failure: AuthenticationFailure) -> String {
+        switch failure.reason {
+        case "signature": return "signature_mismatch"
+        case "unknown_key": return "invalid_access_key"
+        case "skew": return "request_time_too_skewed"
+        case "expired": return "request_expired"
+        case "sigv2": return "signature_version_not_supported"
+        default: return "invalid_authorization"
+        }
+    }
+
+    /// A CORS preflight (`OPTIONS` with `Origin`): 204 with what the origin may do, or 403.
+    private func preflight(_ address: ObjectAddress, allowedOrigin: String?, exchange: any Exchange, response: ResponseWriter) throws {
+        let requested = exchange.param("HTTP_ACCESS_CONTROL_REQUEST_METHOD") ?? ""
+        guard let allowedOrigin, let method = ObjectMethod(rawValue: requested), method != .purge,
+              rules.permits(method, on: address.bucket)
+        else {
+            throw HTTPError(status: 403, code: "cors_forbidden", message: "this origin or method is not allowed for the bucket",
+                            s3Code: "AccessForbidden")
+        }
+        var headers = CORSOrigins.responseHeaders(allowOrigin: allowedOrigin) + [
+            ("Access-Control-Allow-Methods", "GET, HEAD, PUT, DELETE"), ("Access-Control-Max-Age", "600"),
+            ("Content-Length", "0"), ("Cache-Control", "no-store"),
+        ]
+        if let names = exchange.param("HTTP_ACCESS_CONTROL_REQUEST_HEADERS").flatMap(CORSOrigins.requestedHeaders), !names.isEmpty {
+            headers.append(("Access-Control-Allow-Headers", names))
+        }
+        try response.sendHead(status: 204, headers: headers)
     }
 
     /// The service endpoints answer GET and HEAD only.

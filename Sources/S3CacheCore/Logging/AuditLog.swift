@@ -1,0 +1,63 @@
+/// What the audit log needs to know about a request, gathered while it is answered.
+struct AuditFacts {
+    var principal: Principal?
+    /// Why the request was refused (`signature`, `unknown_key`, `skew`, `expired`, `denied`, …).
+    var reason: String?
+    /// The key id a refused signature named.
+    var refusedKeyID: String?
+
+    var keyID: String? { principal?.keyID ?? refusedKeyID }
+
+    mutating func refusedAuthentication(_ failure: AuthenticationFailure) {
+        reason = failure.reason
+        refusedKeyID = failure.keyID
+    }
+
+    /// Every write (allowed or refused) and every refused authentication is audited.
+    func isDue(method: String) -> Bool {
+        guard let method = ObjectMethod(rawValue: method) else { return reason != nil }
+        switch method {
+        case .put, .delete, .purge: return true
+        case .get, .head: return reason != nil && reason != "denied" || (reason == "denied" && principal?.keyID != nil)
+        }
+    }
+}
+
+/// One audit line: who wrote (or tried to), what, and how it ended.
+struct AuditEntry {
+    var method: String
+    var status: Int
+    var keyID: String?
+    var remoteAddress: String
+    var requestID: String?
+    var reason: String?
+    var bucket: String?
+    var key: String?
+}
+
+extension AccessLog {
+    /// `{"time":…,"level":"notice","msg":"audit",…}`, written at once and whatever `LOG_LEVEL`
+    /// says: an audit trail with holes is not one. Never a secret, a signature or a query.
+    func writeAudit(_ entry: AuditEntry) {
+        var line: [UInt8] = []
+        line.reserveCapacity(512)
+        line += #"{"time":""#.utf8
+        Self.appendTimestamp(to: &line)
+        line += #"","level":"notice","msg":"audit""#.utf8
+        func string(_ name: String, _ value: String?) {
+            guard let value else { return }
+            line += ",\"\(name)\":\"".utf8
+            JSON.appendEscaped(value, to: &line)
+            line.append(UInt8(ascii: "\""))
+        }
+        string("bucket", entry.bucket)
+        string("key", entry.key)
+        string("key_id", entry.keyID ?? "-")
+        string("method", entry.method)
+        string("reason", entry.reason)
+        string("remote_addr", entry.remoteAddress)
+        string("request_id", entry.requestID)
+        line += ",\"status\":\(entry.status)}\n".utf8
+        writeImmediately(line)
+    }
+}
