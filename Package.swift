@@ -67,6 +67,8 @@ let package = Package(
         fuzzTarget("s3-error", testing: "S3Client"),
         fuzzTarget("notification", testing: "S3CacheCore"),
         fuzzTarget("cache-control", testing: "S3CacheCore"),
+        fuzzTarget("sigv4", testing: "S3CacheCore"),
+        fuzzTarget("aws-chunked", testing: "S3CacheCore"),
 
         .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CLinux", "Platform"], swiftSettings: swiftSettings),
         .testTarget(name: "GzipTests", dependencies: ["Gzip"], swiftSettings: swiftSettings),

@@ -54,7 +54,14 @@ import Testing
         #expect(values == ["S3_REGION": "eu-west-1", "S3_SECRET_KEY": "s", "CACHE_TTL": "60"])
     }
 
-    @Test(arguments: ["route", "read-request", "http-date", "configuration", "fastcgi-params", "notification", "cache-control"])
+    /// fuzz-cache-control (crash-5cf0d5e4…, after about 6 s): any year up to 9999 parses, and
+    /// an `Expires` that far ahead gave a ttl of 2.26e11 s, past the cap on a delta-seconds.
+    @Test func farFutureExpiresIsCappedLikeADelta() {
+        let freshness = CacheControl(nil).freshness(expires: "Sun, 06 Nov 9193 08:49:37 GMT", now: 1_800_000_000)
+        #expect(freshness?.ttl == Double(CacheControl.maxDeltaSeconds))
+    }
+
+    @Test(arguments: ["route", "read-request", "http-date", "configuration", "fastcgi-params", "notification", "cache-control", "sigv4", "aws-chunked"])
     func seedCorpusReplays(target: String) throws {
         let entry: (UnsafeRawBufferPointer) -> Void = switch target {
         case "route": CoreFuzzing.route
@@ -63,6 +70,8 @@ import Testing
         case "configuration": CoreFuzzing.configuration
         case "notification": CoreFuzzing.notification
         case "cache-control": CoreFuzzing.cacheControl
+        case "sigv4": CoreFuzzing.sigV4
+        case "aws-chunked": CoreFuzzing.awsChunked
         default: FastCGIFuzzing.parameterText
         }
         let inputs = try FuzzCorpus.inputs(of: target)

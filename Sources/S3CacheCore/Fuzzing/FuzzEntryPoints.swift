@@ -56,6 +56,8 @@ package enum CoreFuzzing {
             let keys = event.keys
             fuzzCheck(!keys.isEmpty && keys.count <= 2, "\(event) gives keys \(keys)")
             fuzzCheck(keys.last == event.encodedKey, "\(event): the key as written is not among \(keys)")
+            let decoded = BucketEvent.formDecoded(event.encodedKey) ?? event.encodedKey
+            fuzzCheck(keys.first == decoded, "\(event): the first key \(keys) is not the decoded one \(decoded)")
         }
     }
 
@@ -100,6 +102,62 @@ package enum CoreFuzzing {
             fuzzCheck(seconds >= 0 && seconds <= limit * 2, "\(header.debugDescription), \(expires.debugDescription): \(freshness)")
         }
         if control.noCache { fuzzCheck(freshness.ttl == 0, "no-cache with ttl \(String(describing: freshness.ttl))") }
+    }
+
+    /// `RequestAuthenticator` on hostile requests. Lines: the request target, the
+    /// `Authorization` header, `x-amz-date`, `x-amz-content-sha256`, then `NAME=value` CGI
+    /// parameters. Nothing random is ever authenticated as a key (the one key's secret is not in
+    /// the input), and a request without any signature is anonymous.
+    package static func sigV4(_ data: UnsafeRawBufferPointer) {
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var params = ["REQUEST_METHOD": "GET", "REQUEST_URI": lines.first ?? "/"]
+        if lines.count > 1, !lines[1].isEmpty { params["HTTP_AUTHORIZATION"] = lines[1] }
+        if lines.count > 2, !lines[2].isEmpty { params["HTTP_X_AMZ_DATE"] = lines[2] }
+        if lines.count > 3, !lines[3].isEmpty { params["HTTP_X_AMZ_CONTENT_SHA256"] = lines[3] }
+        for line in lines.dropFirst(4) {
+            let pair = line.split(separator: "=", maxSplits: 1)
+            if pair.count == 2 { params[String(pair[0])] = String(pair[1]) }
+        }
+        let exchange = ParameterExchange(params)
+        let authenticator = RequestAuthenticator(keys: fuzzKeys, now: 1_800_000_000)
+        do {
+            let auth = try authenticator.authenticate(exchange, method: "GET")
+            fuzzCheck(auth.principal == .anonymous, "\(lines) authenticated as \(auth.principal)")
+            fuzzCheck(params["HTTP_AUTHORIZATION"] == nil, "an Authorization header was taken as anonymous")
+        } catch {
+            fuzzCheck(!error.message.contains(fuzzSecret), "the secret leaked into \(error)")
+        }
+    }
+
+    private static let fuzzSecret = "fuzzing-secret-0123456789abcdefghij"
+    private static let fuzzKeys = try! AccessKeys(parsing: "FUZZKEY0123456789ABC \(fuzzSecret) public:all", path: "fuzz")
+
+    /// `AWSChunkedBody` and `AccessKeys` on hostile bytes: a body never decodes to more bytes
+    /// than it has, and a keys file error never carries a secret-looking second field.
+    package static func awsChunked(_ data: UnsafeRawBufferPointer) {
+        let bytes = Array(data)
+        let signing = ChunkSigning(key: Array(repeating: 7, count: 32), timestamp: "20260101T000000Z",
+                                   scope: "20260101/us-east-1/s3/aws4_request", seedSignature: String(repeating: "0", count: 64))
+        for (signed, trailer) in [(false, true), (true, false), (false, false)] {
+            let body = AWSChunkedBody(FuzzBody(bytes), signing: signed ? signing : nil, trailer: trailer)
+            var total = 0
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while let count = try? buffer.withUnsafeMutableBytes({ try body.read(into: $0) }), count > 0 {
+                total += count
+                fuzzCheck(total <= bytes.count, "decoded \(total) bytes from \(bytes.count)")
+            }
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        do {
+            _ = try AccessKeys(parsing: text, path: "fuzz")
+        } catch {
+            for line in text.split(separator: "\n") {
+                let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+                if fields.count >= 2, fields[1].count >= 16 {
+                    fuzzCheck(!error.description.contains(fields[1]), "keys file error shows a secret: \(error)")
+                }
+            }
+        }
     }
 
     /// Everything but unreserved characters and `/` as `%XX`.
@@ -248,5 +306,37 @@ extension ReadRequest {
         self.ifMatch = ifMatch
         self.ifUnmodifiedSince = ifUnmodifiedSince
         self.acceptEncoding = acceptEncoding
+    }
+}
+
+/// An `Exchange` with parameters only, for the fuzz targets.
+final class ParameterExchange: Exchange {
+    private let params: [String: String]
+
+    init(_ params: [String: String]) { self.params = params }
+
+    func param(_ name: StaticString) -> String? { params[name.description] }
+    func param(named name: String) -> String? { params[name] }
+    func rawParam(_ name: StaticString) -> [UInt8]? { params[name.description].map { Array($0.utf8) } }
+    func readBody(into buffer: UnsafeMutableRawBufferPointer, idleTimeout: Double) throws -> Int { 0 }
+    func write(_ bytes: UnsafeRawBufferPointer) throws {}
+    func write(_ text: String) throws {}
+    func flush() throws {}
+    func abort() {}
+}
+
+/// Bytes given out in small pieces, as a slow client sends them.
+final class FuzzBody: BodySource {
+    private let bytes: [UInt8]
+    private var offset = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let count = min(buffer.count, bytes.count - offset, 1 + offset % 13)
+        guard count > 0 else { return 0 }
+        bytes[offset..<offset + count].withUnsafeBytes { buffer.copyMemory(from: $0) }
+        offset += count
+        return count
     }
 }

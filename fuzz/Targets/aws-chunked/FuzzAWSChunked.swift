@@ -1,0 +1,18 @@
+// libFuzzer target: aws-chunked bodies and the gateway keys file (AWSChunkedBody, AccessKeys) (fuzz/README.md).
+import S3CacheCore
+
+#if FUZZING
+/// libFuzzer's main (linked by --sanitize=fuzzer) calls this with each input.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    CoreFuzzing.awsChunked(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
+#else
+import FuzzSupport
+
+/// Without libFuzzer: replays the files or directories given.
+@main enum FuzzAWSChunked {
+    static func main() { CorpusReplay.run(CoreFuzzing.awsChunked) }
+}
+#endif
