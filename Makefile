@@ -96,10 +96,12 @@ install: $(BINARY)
 	install -D -m 0644 packaging/s3cache.8 $(DESTDIR)$(MANDIR)/man8/s3cache.8
 	# The configuration is the operator's (it holds the S3 secret): never overwritten once it exists.
 	test -e $(DESTDIR)$(CONFDIR)/s3cache.conf || install -D -m 0640 systemd/s3cache.env $(DESTDIR)$(CONFDIR)/s3cache.conf
+	# The gateway keys (secrets too): likewise the operator's.
+	test -e $(DESTDIR)$(CONFDIR)/keys || install -D -m 0640 systemd/s3cache.keys $(DESTDIR)$(CONFDIR)/keys
 	@if [ -z "$(DESTDIR)" ]; then \
 		getent passwd s3cache >/dev/null || \
 			useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin s3cache; \
-		chown root:s3cache $(CONFDIR)/s3cache.conf && chmod 0640 $(CONFDIR)/s3cache.conf; \
+		chown root:s3cache $(CONFDIR)/s3cache.conf $(CONFDIR)/keys && chmod 0640 $(CONFDIR)/s3cache.conf $(CONFDIR)/keys; \
 		systemctl daemon-reload 2>/dev/null || true; \
 		echo "installed; edit $(CONFDIR)/s3cache.conf, then: systemctl enable --now s3cache.socket"; \
 	fi
@@ -117,7 +119,7 @@ uninstall:
 	rm -f $(DESTDIR)$(MANDIR)/man8/s3cache.8
 	rm -rf $(DESTDIR)$(DOCDIR)
 	@if [ -z "$(DESTDIR)" ]; then systemctl daemon-reload 2>/dev/null || true; fi
-	@echo "left in place: $(DESTDIR)$(CONFDIR)/s3cache.conf, $(DESTDIR)$(NGINXDIR)/s3cache-monitoring.conf, $(DESTDIR)$(NGINXDIR)/s3cache-notify-senders.conf and the s3cache user (remove them by hand if wanted)"
+	@echo "left in place: $(DESTDIR)$(CONFDIR)/s3cache.conf, $(DESTDIR)$(CONFDIR)/keys, $(DESTDIR)$(NGINXDIR)/s3cache-monitoring.conf, $(DESTDIR)$(NGINXDIR)/s3cache-notify-senders.conf and the s3cache user (remove them by hand if wanted)"
 
 deb: $(DEB)
 

@@ -734,10 +734,19 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    # A token for POST /notifications, made for this run only.
+    # A token for POST /notifications and a gateway key, made for this run only. Anonymous
+    # clients may read public and use local; private needs the key.
     notify_token = secrets.token_hex(16)
+    key_id = "S3CDEMO" + secrets.token_hex(7).upper()
+    key_secret = secrets.token_urlsafe(30)
+    keys_dir = Path(tempfile.mkdtemp(prefix="s3cache-keys-"))
+    keys_file = keys_dir / "keys"
+    keys_file.write_text(f"{key_id} {key_secret} public:read,private:all,local:all\n")
+    keys_file.chmod(0o600)
     stack = Stack(root=root, port=args.port, moto_port=args.s3_port or None, demo_objects=True,
-                  tls=args.tls, keep=root is not None, binary=args.binary, worker_env={"NOTIFY_TOKEN": notify_token})
+                  tls=args.tls, keep=root is not None, binary=args.binary, worker_env={
+                      "NOTIFY_TOKEN": notify_token, "ACCESS_KEYS_FILE": str(keys_file),
+                      "ANONYMOUS_BUCKETS": "public:read,local:all"})
     stop = threading.Event()
     try:
         stack.start()
@@ -754,12 +763,18 @@ Try:
   curl -i {base}/objects/local/README.md
   curl -i -X DELETE {base}/objects/local/README.md
   curl -i -X PUT --data 'nope' {base}/objects/public/hello.txt        # 403: public is read-only
-  curl -i {base}/objects/private/secret.txt
+  curl -i {base}/objects/private/secret.txt                           # 403: private needs a key
   curl -i --path-as-is {base}/objects/public/../private/secret.txt     # 400: never another bucket
+
+Signed requests with the demo key (README "Keys, signing and presigned URLs"):
+  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={key_secret} AWS_DEFAULT_REGION=us-east-1
+  {REPO}/.venv/bin/aws --endpoint-url {base}/objects s3api get-object --bucket private --key secret.txt /dev/stdout
+  {REPO}/.venv/bin/aws --endpoint-url {base}/objects s3api put-object --bucket private --key signed.txt --body README.md
+  ACCESS_KEYS_FILE={keys_file} {stack.binary} presign --key-id {key_id} {base}/objects/private/signed.txt   # a URL for curl
 
 Freshness (README "Freshness and invalidation"):
   curl -i -X PURGE {base}/objects/local/README.md                     # drop one cached key
-  curl -i -X PURGE -H 'Purge-Mode: soft' '{base}/objects/private/*'   # expire a whole bucket: next reads revalidate
+  curl -i -X PURGE -H 'Purge-Mode: soft' '{base}/objects/local/*'     # expire a whole bucket: next reads revalidate
   curl -i -H 'Authorization: Bearer {notify_token}' \\
        --data '{{"Records":[{{"eventName":"ObjectCreated:Put","s3":{{"bucket":{{"name":"public"}},"object":{{"key":"hello.txt"}}}}}}]}}' {base}/notifications   # a bucket event: hello.txt is dropped
 
@@ -784,6 +799,7 @@ Ctrl-C stops everything. Worker log follows:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)   # a second Ctrl-C must not abort the cleanup
         stack.stop()
+        shutil.rmtree(keys_dir, ignore_errors=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 

@@ -138,12 +138,13 @@ def test_make_install_and_uninstall_into_destdir(tmp_path):
     run(*install)
     expected = ["usr/local/bin/s3cache", "etc/systemd/system/s3cache.socket", "etc/systemd/system/s3cache.service",
                 "usr/local/share/doc/s3cache/example-site.conf", "usr/local/share/man/man8/s3cache.8",
-                "etc/s3cache/s3cache.conf", *(f"etc/nginx/snippets/{name}" for name in SNIPPETS)]
+                "etc/s3cache/s3cache.conf", "etc/s3cache/keys", *(f"etc/nginx/snippets/{name}" for name in SNIPPETS)]
     for name in expected:
         assert (root / name).is_file(), f"make install did not install /{name}"
     assert os.access(root / "usr/local/bin/s3cache", os.X_OK)
     # The configuration holds the S3 secret.
     assert (root / "etc/s3cache/s3cache.conf").stat().st_mode & 0o777 == 0o640
+    assert (root / "etc/s3cache/keys").stat().st_mode & 0o777 == 0o640   # the gateway keys too
     service = read_unit(root / "etc/systemd/system/s3cache.service")
     assert setting(service, "Service", "ExecStart") == "/usr/local/bin/s3cache"
     assert service["Service"]["ExecReload"][0] == "/usr/local/bin/s3cache --check-config"
@@ -159,7 +160,7 @@ def test_make_install_and_uninstall_into_destdir(tmp_path):
     left = sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
     # The operator's files stay: the settings and the allow lists of the service endpoints.
     assert left == ["etc/nginx/snippets/s3cache-monitoring.conf", "etc/nginx/snippets/s3cache-notify-senders.conf",
-                    "etc/s3cache/s3cache.conf"], left
+                    "etc/s3cache/keys", "etc/s3cache/s3cache.conf"], left
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ def test_deb_metadata_and_contents(deb, tmp_path):
     listing = run("dpkg-deb", "--contents", str(deb)).stdout
     paths = {line.split()[-1].lstrip(".") for line in listing.splitlines()}
     for path in ["/usr/bin/s3cache", "/lib/systemd/system/s3cache.socket", "/lib/systemd/system/s3cache.service",
-                 "/etc/s3cache/s3cache.conf", "/usr/share/doc/s3cache/copyright",
+                 "/etc/s3cache/s3cache.conf", "/etc/s3cache/keys", "/usr/share/doc/s3cache/copyright",
                  "/usr/share/doc/s3cache/changelog.Debian.gz", "/usr/share/doc/s3cache/example-site.conf",
                  *(f"/etc/nginx/snippets/{name}" for name in SNIPPETS)]:
         assert path in paths, f"{path} is not in the package"
@@ -263,6 +264,9 @@ def _check_installed(deb: Path) -> None:
     assert (conf.st_uid, grp.getgrgid(conf.st_gid).gr_name, conf.st_mode & 0o777) == (0, "s3cache", 0o640)
     assert run("runuser", "-u", "s3cache", "--", "cat", "/etc/s3cache/s3cache.conf", check=False).returncode == 0
     assert run("runuser", "-u", "www-data", "--", "cat", "/etc/s3cache/s3cache.conf", check=False).returncode != 0
+    keys = os.stat("/etc/s3cache/keys")
+    assert (keys.st_uid, grp.getgrgid(keys.st_gid).gr_name, keys.st_mode & 0o777) == (0, "s3cache", 0o640)
+    assert run("runuser", "-u", "www-data", "--", "cat", "/etc/s3cache/keys", check=False).returncode != 0
     # The shipped configuration is valid as it is (once the worker has --check-config: the
     # unit's ExecReload= needs it).
     if "--check-config" in run("/usr/bin/s3cache", "--help").stdout:
