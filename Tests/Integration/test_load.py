@@ -217,8 +217,8 @@ def test_refused_uploads_trickling_their_body_are_answered_at_once(upload_bound)
         assert len(refused) >= 30, f"only {len(refused)} of 40 trickling uploads had their 503 within 0.6 s"
         assert slowest_hit < 1, f"a hit took {slowest_hit:.2f} s beside trickling uploads"
         # A refusal is load, not a failure: logged at warning, with its reason.
-        lines = wait_for(lambda: [r for r in stack.worker_log_lines()
-                                    if r.get("status") == 503 and "fast-trickle" in r.get("key", "")], 5,
+        lines = wait_for(lambda: [r for r in stack.worker_log_lines() if r.get("msg") == "request"
+                                    and r.get("status") == 503 and "fast-trickle" in r.get("key", "")], 5,
                            "the refusals' log lines")
         assert all(r["level"] == "warning" and "uploads_busy" in r["error"] for r in lines), lines[:3]
     finally:

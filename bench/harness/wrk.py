@@ -64,11 +64,14 @@ def wrk_binary() -> str:
     return found
 
 
-def run_wrk(url: str, settings: WrkSettings, *, accept_gzip: bool, log: Path | None = None) -> WrkResult:
-    """One wrk run against ``url``; ``accept_gzip`` sends ``Accept-Encoding: gzip`` (gzip.lua)."""
+def run_wrk(url: str, settings: WrkSettings, *, accept_gzip: bool, log: Path | None = None,
+            headers: dict[str, str] | None = None) -> WrkResult:
+    """One wrk run against ``url``; ``accept_gzip`` sends ``Accept-Encoding: gzip`` (gzip.lua),
+    ``headers`` are sent with every request."""
     script = GZIP_REPORTER if accept_gzip else REPORTER
+    extra = [argument for name, value in (headers or {}).items() for argument in ("-H", f"{name}: {value}")]
     argv = [wrk_binary(), f"-t{settings.threads}", f"-c{settings.connections}", f"-d{_seconds(settings.duration)}",
-            "--timeout", _seconds(settings.timeout), "--latency", "-s", str(script), url]
+            "--timeout", _seconds(settings.timeout), "--latency", *extra, "-s", str(script), url]
     completed = subprocess.run(argv, capture_output=True, text=True, timeout=settings.duration + 60)
     output = completed.stdout + completed.stderr
     if log is not None:

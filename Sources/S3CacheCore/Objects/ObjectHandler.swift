@@ -203,7 +203,8 @@ final class ObjectHandler {
             }
             return try UploadBody.inflating(from: source, limit: limits.maxInflatedSize)
         }
-        guard length <= limits.maxUploadSize else { throw HTTPError.payloadTooLarge(limit: limits.maxUploadSize) }
+        // A gzip body is bounded by what it inflates to (MAX_INFLATED_SIZE), not by its own length.
+        guard gzip || length <= limits.maxUploadSize else { throw HTTPError.payloadTooLarge(limit: limits.maxUploadSize) }
         let verified = VerifiedBody(
             source, length: length, sha256: auth.payload.declaredSHA256, checksums: try checks(exchange, chunked: chunked))
         guard !gzip else { return try UploadBody.inflating(from: verified, limit: limits.maxInflatedSize) }
