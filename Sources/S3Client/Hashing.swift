@@ -20,7 +20,7 @@ public enum SHA256 {
         var output = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
         let status = output.withUnsafeMutableBufferPointer { out in
-            EVP_Digest(bytes.baseAddress, bytes.count, out.baseAddress, &length, EVP_sha256(), nil)
+            EVP_Digest(bytes.baseAddress, bytes.count, out.baseAddress, &length, FetchedSHA256.shared.algorithm, nil)
         }
         return status == 1 && length == 32 ? output : nil
     }
@@ -55,27 +55,52 @@ enum HMACSHA256 {
         return output
     }
 
+    /// RFC 2104 over `SHA256.checkedDigest`: two digests with the algorithm fetched once.
+    /// (`EVP_Q_mac` fetched HMAC and SHA-256 from the provider on every call, most of the cost
+    /// of checking a client's signature; RFC 4231's vector checks this at start, `cryptoWorks`.)
     static func checkedAuthenticate(key: [UInt8], message data: [UInt8]) -> [UInt8]? {
-        var output = [UInt8](repeating: 0, count: 32)
-        var length = 0
-        let result = key.withUnsafeBytes { keyBytes in
-            data.withUnsafeBytes { dataBytes in
-                output.withUnsafeMutableBufferPointer { out in
-                    EVP_Q_mac(
-                        nil, "HMAC", nil, "SHA256", nil,
-                        keyBytes.baseAddress, keyBytes.count,
-                        dataBytes.baseAddress?.assumingMemoryBound(to: UInt8.self), dataBytes.count,
-                        out.baseAddress, out.count, &length)
-                }
-            }
+        let blockSize = 64
+        var block = key
+        if block.count > blockSize {
+            guard let hashed = block.withUnsafeBytes({ SHA256.checkedDigest($0) }) else { return nil }
+            block = hashed
         }
-        return result != nil && length == 32 ? output : nil
+        block += [UInt8](repeating: 0, count: blockSize - block.count)
+        var inner = block.map { $0 ^ 0x36 }
+        inner += data
+        guard let innerDigest = inner.withUnsafeBytes({ SHA256.checkedDigest($0) }) else { return nil }
+        var outer = block.map { $0 ^ 0x5c }
+        outer += innerDigest
+        return outer.withUnsafeBytes { SHA256.checkedDigest($0) }
+    }
+}
+
+/// SHA-256 fetched from libcrypto's default provider once. `EVP_sha256()` is a legacy handle
+/// that makes every `EVP_Digest` fetch the implementation again (a lookup under a lock).
+/// An `EVP_MD` is immutable once fetched and may be shared by threads (OpenSSL's threading
+/// documentation), hence the unchecked conformance.
+final class FetchedSHA256: @unchecked Sendable {
+    static let shared = FetchedSHA256()
+    let algorithm: OpaquePointer?
+
+    private init() {
+        algorithm = EVP_MD_fetch(nil, "SHA256", nil) ?? EVP_sha256()
     }
 }
 
 /// Lower-case hexadecimal, as SigV4 signatures and payload hashes are written.
 enum Hex {
     private static let digits = Array("0123456789abcdef".utf8)
+
+    static func encodeBytes(_ bytes: [UInt8]) -> [UInt8] {
+        var text = [UInt8]()
+        text.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
+        }
+        return text
+    }
 
     static func encode(_ bytes: [UInt8]) -> String {
         var text = [UInt8]()

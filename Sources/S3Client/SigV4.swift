@@ -59,29 +59,75 @@ public struct SigV4Signer: Sendable {
     public func sign(_ request: SigV4Request, date: AmzDate) -> SigV4Signature {
         var headers = request.headers.filter { $0.name.lowercased() != "x-amz-date" }
         headers.append((name: "x-amz-date", value: date.timestamp))
-        let (canonicalHeaders, signedHeaders) = Self.canonicalHeaders(headers)
-        let canonicalRequest = Self.canonicalRequest(
+        let canonical = Self.canonicalRequest(
             method: request.method, canonicalURI: S3URIEncoding.path(request.path.isEmpty ? "/" : request.path),
-            canonicalQuery: Self.canonicalQuery(request.query), canonicalHeaders: canonicalHeaders, signedHeaders: signedHeaders,
-            payloadHash: request.payloadHash)
+            canonicalQuery: Self.canonicalQuery(request.query), headers: headers, payloadHash: request.payloadHash)
         let scope = Self.scope(day: date.day, region: region, service: service)
-        let stringToSign = Self.stringToSign(timestamp: date.timestamp, scope: scope, canonicalRequest: canonicalRequest)
+        let stringToSign = Self.stringToSign(timestamp: date.timestamp, scope: scope, canonicalRequest: canonical)
         let key = Self.signingKey(secretKey: credentials.secretKey, day: date.day, region: region, service: service)
         let signature = Self.signature(key: key, stringToSign: stringToSign)
         let authorization = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKey)/\(scope), "
-            + "SignedHeaders=\(signedHeaders), Signature=\(signature)"
+            + "SignedHeaders=\(canonical.signedHeaders), Signature=\(signature)"
         return SigV4Signature(
-            canonicalRequest: canonicalRequest, stringToSign: stringToSign, signedHeaders: signedHeaders,
-            signature: signature, authorization: authorization, amzDate: date.timestamp)
+            canonicalRequest: canonical.text, stringToSign: String(decoding: stringToSign, as: UTF8.self),
+            signedHeaders: canonical.signedHeaders, signature: signature, authorization: authorization, amzDate: date.timestamp)
     }
 
-    /// The canonical request: the six lines whose hash is signed. `canonicalURI` is the path
-    /// already encoded (`S3URIEncoding.path`), `canonicalHeaders` ends with a newline.
+    /// The canonical request: the six lines whose hash is signed, built as bytes (it is built for
+    /// every signed request the gateway checks, and Swift string joins cost more than the HMACs).
+    public struct CanonicalRequest: Sendable {
+        public let bytes: [UInt8]
+        /// `host;x-amz-date`: the lower-cased, sorted names of the signed headers.
+        public let signedHeaders: String
+
+        public var text: String { String(decoding: bytes, as: UTF8.self) }
+    }
+
+    /// `canonicalURI` is the path already encoded (`S3URIEncoding.path`), `canonicalQuery` from
+    /// `canonicalQuery(_:)`. Header names are lower-cased, values trimmed with inner runs of
+    /// spaces collapsed, repeated names joined with commas in the order given, lines sorted by
+    /// name (bytewise).
     public static func canonicalRequest(
-        method: String, canonicalURI: String, canonicalQuery: String, canonicalHeaders: String, signedHeaders: String,
-        payloadHash: String
-    ) -> String {
-        [method, canonicalURI, canonicalQuery, canonicalHeaders, signedHeaders, payloadHash].joined(separator: "\n")
+        method: String, canonicalURI: String, canonicalQuery: String, headers: [(name: String, value: String)], payloadHash: String
+    ) -> CanonicalRequest {
+        var entries: [(name: [UInt8], value: [UInt8])] = []
+        entries.reserveCapacity(headers.count)
+        for header in headers {
+            let name = asciiLowercased(header.name)
+            let value = collapsedSpaces(header.value)
+            if let index = entries.firstIndex(where: { $0.name == name }) {
+                entries[index].value.append(UInt8(ascii: ","))
+                entries[index].value += value
+            } else {
+                entries.append((name, value))
+            }
+        }
+        entries.sort { $0.name.lexicographicallyPrecedes($1.name) }
+        var signed: [UInt8] = []
+        for (index, entry) in entries.enumerated() {
+            if index > 0 { signed.append(UInt8(ascii: ";")) }
+            signed += entry.name
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256 + canonicalURI.utf8.count + canonicalQuery.utf8.count + signed.count * 4)
+        let newline = UInt8(ascii: "\n")
+        bytes += method.utf8
+        bytes.append(newline)
+        bytes += canonicalURI.utf8
+        bytes.append(newline)
+        bytes += canonicalQuery.utf8
+        bytes.append(newline)
+        for entry in entries {
+            bytes += entry.name
+            bytes.append(UInt8(ascii: ":"))
+            bytes += entry.value
+            bytes.append(newline)
+        }
+        bytes.append(newline)
+        bytes += signed
+        bytes.append(newline)
+        bytes += payloadHash.utf8
+        return CanonicalRequest(bytes: bytes, signedHeaders: String(decoding: signed, as: UTF8.self))
     }
 
     /// `20150830/us-east-1/s3/aws4_request`.
@@ -89,12 +135,25 @@ public struct SigV4Signer: Sendable {
         "\(day)/\(region)/\(service)/aws4_request"
     }
 
-    public static func stringToSign(timestamp: String, scope: String, canonicalRequest: String) -> String {
-        ["AWS4-HMAC-SHA256", timestamp, scope, SHA256.hexDigest(canonicalRequest)].joined(separator: "\n")
+    /// `AWS4-HMAC-SHA256`, the timestamp, the scope and the canonical request's hex SHA-256, one per line.
+    public static func stringToSign(timestamp: String, scope: String, canonicalRequest: CanonicalRequest) -> [UInt8] {
+        var bytes = Array("AWS4-HMAC-SHA256\n".utf8)
+        bytes.reserveCapacity(128)
+        bytes += timestamp.utf8
+        bytes.append(UInt8(ascii: "\n"))
+        bytes += scope.utf8
+        bytes.append(UInt8(ascii: "\n"))
+        bytes += Hex.encodeBytes(canonicalRequest.bytes.withUnsafeBytes { SHA256.digest($0) })
+        return bytes
     }
 
     /// Lower-case hex HMAC of `stringToSign` under the derived `key`.
-    public static func signature(key: [UInt8], stringToSign: String) -> String {
+    public static func signature(key: [UInt8], stringToSign: [UInt8]) -> String {
+        Hex.encode(HMACSHA256.authenticate(key: key, message: stringToSign))
+    }
+
+    /// As `signature(key:stringToSign:)`, for the chunk and trailer strings.
+    static func signature(key: [UInt8], stringToSign: String) -> String {
         Hex.encode(HMACSHA256.authenticate(key: key, message: stringToSign.utf8))
     }
 
@@ -136,21 +195,10 @@ public struct SigV4Signer: Sendable {
             .joined(separator: "&")
     }
 
-    /// The canonical header block (each line ending in a newline) and the signed-header list.
-    ///
-    /// Names are lower-cased; values trimmed with inner runs of spaces collapsed; repeated
-    /// names joined with commas in the order given; lines sorted by name.
-    public static func canonicalHeaders(_ headers: [(name: String, value: String)]) -> (canonical: String, signed: String) {
-        var order: [String] = []
-        var values: [String: [String]] = [:]
-        for header in headers {
-            let name = header.name.lowercased()
-            if values[name] == nil { order.append(name) }
-            values[name, default: []].append(collapseSpaces(header.value))
-        }
-        let names = order.sorted(by: bytewiseLess)
-        let canonical = names.map { "\($0):\(values[$0]!.joined(separator: ","))\n" }.joined()
-        return (canonical, names.joined(separator: ";"))
+    /// Header names are ASCII: lowercasing them byte by byte avoids Unicode case mapping on
+    /// every signed request, and names already lower-case come back as they are.
+    static func asciiLowercased(_ text: String) -> [UInt8] {
+        text.utf8.map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 + 0x20 : $0 }
     }
 
     /// Orders by UTF-8 bytes, as SigV4 requires (String's `<` compares Unicode scalars
@@ -160,8 +208,9 @@ public struct SigV4Signer: Sendable {
     }
 
     /// Trims spaces and tabs at both ends and turns each inner run of them into one space.
-    static func collapseSpaces(_ value: String) -> String {
+    static func collapsedSpaces(_ value: String) -> [UInt8] {
         var output = [UInt8]()
+        output.reserveCapacity(value.utf8.count)
         var pendingSpace = false
         for byte in value.utf8 {
             if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
@@ -172,6 +221,6 @@ public struct SigV4Signer: Sendable {
                 output.append(byte)
             }
         }
-        return String(decoding: output, as: UTF8.self)
+        return output
     }
 }

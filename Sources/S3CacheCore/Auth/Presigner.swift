@@ -38,11 +38,10 @@ public enum Presigner {
             ("X-Amz-Expires", String(expires)), ("X-Amz-SignedHeaders", "host"),
         ]
         let canonicalQuery = SigV4Signer.canonicalQuery(query)
-        let (canonicalHeaders, signedHeaders) = SigV4Signer.canonicalHeaders([("host", host)])
         let encodedPath = S3URIEncoding.path(decoded)
         let canonicalRequest = SigV4Signer.canonicalRequest(
-            method: method, canonicalURI: encodedPath, canonicalQuery: canonicalQuery, canonicalHeaders: canonicalHeaders,
-            signedHeaders: signedHeaders, payloadHash: "UNSIGNED-PAYLOAD")
+            method: method, canonicalURI: encodedPath, canonicalQuery: canonicalQuery, headers: [("host", host)],
+            payloadHash: "UNSIGNED-PAYLOAD")
         let signingKey = SigV4Signer.signingKey(secretKey: key.secret, day: date.day, region: region, service: "s3")
         let signature = SigV4Signer.signature(
             key: signingKey, stringToSign: SigV4Signer.stringToSign(timestamp: date.timestamp, scope: scope, canonicalRequest: canonicalRequest))

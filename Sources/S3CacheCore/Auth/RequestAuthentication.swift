@@ -82,6 +82,8 @@ struct RequestAuthenticator {
     let keys: AccessKeys
     /// Unix seconds now (injected for tests).
     let now: Int64
+    /// This thread's derived signing keys, when it keeps them.
+    var signingKeys: SigningKeyCache? = nil
 
     /// Largest clock difference accepted, as S3's (`RequestTimeTooSkewed`).
     static let maxSkew: Int64 = 15 * 60
@@ -117,13 +119,8 @@ struct RequestAuthenticator {
     private func headerSignature(
         _ authorization: String, exchange: any Exchange, method: String, target: String, query: QueryParameters
     ) throws(AuthenticationFailure) -> Authentication {
-        var fields: [String: String] = [:]
-        for part in authorization.dropFirst("AWS4-HMAC-SHA256".count).split(separator: ",") {
-            let pair = part.trimmingWhitespace().split(separator: "=", maxSplits: 1)
-            guard pair.count == 2 else { continue }
-            fields[String(pair[0])] = String(pair[1])
-        }
-        guard let credential = fields["Credential"], let signedHeaders = fields["SignedHeaders"], let signature = fields["Signature"]
+        let fields = Self.authorizationFields(authorization)
+        guard let credential = fields.credential, let signedHeaders = fields.signedHeaders, let signature = fields.signature
         else {
             throw .malformed("the Authorization header needs Credential, SignedHeaders and Signature", query: false)
         }
@@ -207,6 +204,29 @@ struct RequestAuthenticator {
 
     // MARK: - Shared steps
 
+    /// `AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`, split on bytes: the header
+    /// is ASCII, and splitting Characters costs grapheme breaking on every signed request.
+    static func authorizationFields(_ header: String) -> (credential: String?, signedHeaders: String?, signature: String?) {
+        var result: (credential: String?, signedHeaders: String?, signature: String?) = (nil, nil, nil)
+        let bytes = header.utf8.dropFirst("AWS4-HMAC-SHA256".utf8.count)
+        for part in bytes.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
+            let trimmed = part.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            guard let equals = trimmed.firstIndex(of: UInt8(ascii: "=")) else { continue }
+            let name = trimmed[..<equals]
+            var value = trimmed[trimmed.index(after: equals)...]
+            while let last = value.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { value = value.dropLast() }
+            let text = String(Substring(value))
+            if name.elementsEqual("Credential".utf8) {
+                result.credential = text
+            } else if name.elementsEqual("SignedHeaders".utf8) {
+                result.signedHeaders = text
+            } else if name.elementsEqual("Signature".utf8) {
+                result.signature = text
+            }
+        }
+        return result
+    }
+
     private func lookUp(_ id: String) throws(AuthenticationFailure) -> AccessKey {
         guard let key = keys[id] else {
             throw AuthenticationFailure(
@@ -217,8 +237,12 @@ struct RequestAuthenticator {
     }
 
     private func signedHeaderNames(_ text: String, required: [String], query: Bool) throws(AuthenticationFailure) -> [String] {
-        let names = text.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
-        guard !names.isEmpty, names.count <= 64, names.allSatisfy({ !$0.isEmpty && $0 == $0.lowercased() }) else {
+        let parts = text.utf8.split(separator: UInt8(ascii: ";"), omittingEmptySubsequences: false)
+        let wellFormed = parts.allSatisfy { part in
+            !part.isEmpty && part.allSatisfy { $0 > 0x20 && $0 < 0x7f && !(UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }
+        }
+        let names = parts.map { String(Substring($0)) }
+        guard !names.isEmpty, names.count <= 64, wellFormed else {
             throw .malformed("SignedHeaders must be lower-case header names separated by ';'", query: query)
         }
         for name in required where !names.contains(name) {
@@ -249,7 +273,7 @@ struct RequestAuthenticator {
     private func canonicalRequest(
         method: String, target: String, query: String, signedHeaders: [String], exchange: any Exchange, payloadHash: String,
         keyID: String
-    ) throws(AuthenticationFailure) -> String {
+    ) throws(AuthenticationFailure) -> SigV4Signer.CanonicalRequest {
         let rawPath = target.utf8.prefix { $0 != UInt8(ascii: "?") }
         // S3's canonical URI: the path decoded once and encoded once by the rules our signer
         // uses, so that a client which escaped more (or fewer) characters still matches.
@@ -266,17 +290,18 @@ struct RequestAuthenticator {
             }
             headers.append((name, value))
         }
-        let (canonicalHeaders, signed) = SigV4Signer.canonicalHeaders(headers)
         return SigV4Signer.canonicalRequest(
-            method: method, canonicalURI: S3URIEncoding.path(path), canonicalQuery: query, canonicalHeaders: canonicalHeaders,
-            signedHeaders: signed, payloadHash: payloadHash)
+            method: method, canonicalURI: S3URIEncoding.path(path), canonicalQuery: query, headers: headers, payloadHash: payloadHash)
     }
 
     /// Checks `signature` in constant time; returns the signing key (for chunk signatures).
-    private func verify(_ signature: String, canonicalRequest: String, scope: Credential, timestamp: String, key: AccessKey)
+    private func verify(
+        _ signature: String, canonicalRequest: SigV4Signer.CanonicalRequest, scope: Credential, timestamp: String, key: AccessKey
+    )
         throws(AuthenticationFailure) -> [UInt8]
     {
-        let signingKey = SigV4Signer.signingKey(secretKey: key.secret, day: scope.day, region: scope.region, service: scope.service)
+        let signingKey = signingKeys?.key(for: key, scope: scope)
+            ?? SigV4Signer.signingKey(secretKey: key.secret, day: scope.day, region: scope.region, service: scope.service)
         let stringToSign = SigV4Signer.stringToSign(timestamp: timestamp, scope: scope.text, canonicalRequest: canonicalRequest)
         let expected = SigV4Signer.signature(key: signingKey, stringToSign: stringToSign)
         guard Self.constantTimeEqual(signature, expected) else {
@@ -301,7 +326,17 @@ struct RequestAuthenticator {
         switch name {
         case "content-type": return "CONTENT_TYPE"
         case "content-length": return "CONTENT_LENGTH"
-        default: return "HTTP_" + String(name.uppercased().map { $0 == "-" ? "_" : $0 })
+        default:
+            var bytes = Array("HTTP_".utf8)
+            bytes.reserveCapacity(5 + name.utf8.count)
+            for byte in name.utf8 {
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"): bytes.append(byte - 0x20)
+                case UInt8(ascii: "-"): bytes.append(UInt8(ascii: "_"))
+                default: bytes.append(byte)
+                }
+            }
+            return String(decoding: bytes, as: UTF8.self)
         }
     }
 
@@ -338,7 +373,7 @@ struct Credential {
     var text: String { SigV4Signer.scope(day: day, region: region, service: service) }
 
     init(_ credential: String, query: Bool) throws(AuthenticationFailure) {
-        let parts = credential.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let parts = credential.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { String(Substring($0)) }
         guard parts.count == 5, !parts[0].isEmpty, parts[1].utf8.count == 8, parts[1].utf8.allSatisfy({ (0x30...0x39).contains($0) }),
               !parts[2].isEmpty, parts[2].utf8.count <= 64, parts[4] == "aws4_request"
         else {
@@ -379,5 +414,23 @@ struct QueryParameters {
     /// SigV4's canonical query string, without `excluded` (the presigned signature itself).
     func canonical(excluding excluded: String?) -> String {
         SigV4Signer.canonicalQuery(pairs.filter { $0.name != excluded })
+    }
+}
+
+/// Signing keys derived from gateway secrets, kept by one worker thread: a key serves every
+/// request its client signs that day in that region, and deriving it is four HMACs. Rebuilt with
+/// the thread's gateway on a reload, so a changed secret never meets an old key.
+final class SigningKeyCache {
+    private var keys: [String: [UInt8]] = [:]
+    /// Bound on entries: past it the cache starts over (clients × days × regions is small).
+    static let limit = 256
+
+    func key(for key: AccessKey, scope: Credential) -> [UInt8] {
+        let name = "\(key.id)/\(scope.day)/\(scope.region)/\(scope.service)"
+        if let known = keys[name] { return known }
+        if keys.count >= Self.limit { keys.removeAll(keepingCapacity: true) }
+        let derived = SigV4Signer.signingKey(secretKey: key.secret, day: scope.day, region: scope.region, service: scope.service)
+        keys[name] = derived
+        return derived
     }
 }

@@ -14,6 +14,7 @@ public final class Gateway {
     private let permissions: Permissions
     private let keys: AccessKeys
     private let cors: CORSOrigins
+    private let signingKeys = SigningKeyCache()
     private let safeContentBuckets: BucketSet
     private let store: any ObjectStore
     private let objects: ObjectHandler
@@ -143,7 +144,8 @@ public final class Gateway {
             guard let objectMethod = ObjectMethod(rawValue: method) else { throw HTTPError.methodNotAllowed(method) }
             let auth: Authentication
             do {
-                auth = try RequestAuthenticator(keys: keys, now: Int64(time(nil))).authenticate(exchange, method: method)
+                auth = try RequestAuthenticator(keys: keys, now: Int64(time(nil)), signingKeys: signingKeys)
+                    .authenticate(exchange, method: method)
             } catch {
                 audit.refusedAuthentication(error)
                 metrics.recordAuthenticationFailure(error.reason)
@@ -173,7 +175,7 @@ public final class Gateway {
     /// The request path and nginx's request id, for S3's XML error document.
     private func s3ErrorContext(_ exchange: any Exchange) -> (resource: String, requestID: String) {
         let target = exchange.param("REQUEST_URI") ?? ""
-        return (String(target.prefix { $0 != "?" }), exchange.param("REQUEST_ID") ?? "")
+        return (String(Substring(target.utf8.prefix { $0 != UInt8(ascii: "?") })), exchange.param("REQUEST_ID") ?? "")
     }
 
     /// Our JSON code for an authentication failure (S3's is in the XML).
