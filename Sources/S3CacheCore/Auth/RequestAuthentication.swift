@@ -208,20 +208,28 @@ struct RequestAuthenticator {
     /// is ASCII, and splitting Characters costs grapheme breaking on every signed request.
     static func authorizationFields(_ header: String) -> (credential: String?, signedHeaders: String?, signature: String?) {
         var result: (credential: String?, signedHeaders: String?, signature: String?) = (nil, nil, nil)
-        let bytes = header.utf8.dropFirst("AWS4-HMAC-SHA256".utf8.count)
-        for part in bytes.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
-            let trimmed = part.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
-            guard let equals = trimmed.firstIndex(of: UInt8(ascii: "=")) else { continue }
-            let name = trimmed[..<equals]
-            var value = trimmed[trimmed.index(after: equals)...]
-            while let last = value.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { value = value.dropLast() }
-            let text = String(Substring(value))
-            if name.elementsEqual("Credential".utf8) {
-                result.credential = text
-            } else if name.elementsEqual("SignedHeaders".utf8) {
-                result.signedHeaders = text
-            } else if name.elementsEqual("Signature".utf8) {
-                result.signature = text
+        var header = header
+        header.withUTF8 { bytes in
+            var position = min(bytes.count, "AWS4-HMAC-SHA256".utf8.count)
+            while position < bytes.count {
+                var end = position
+                while end < bytes.count, bytes[end] != UInt8(ascii: ",") { end += 1 }
+                var start = position
+                while start < end, bytes[start] == UInt8(ascii: " ") || bytes[start] == UInt8(ascii: "\t") { start += 1 }
+                var stop = end
+                while stop > start, bytes[stop - 1] == UInt8(ascii: " ") || bytes[stop - 1] == UInt8(ascii: "\t") { stop -= 1 }
+                if let equals = UnsafeBufferPointer(rebasing: bytes[start..<stop]).firstIndex(of: UInt8(ascii: "=")) {
+                    let name = UnsafeBufferPointer(rebasing: bytes[start..<(start + equals)])
+                    let value = String(decoding: UnsafeBufferPointer(rebasing: bytes[(start + equals + 1)..<stop]), as: UTF8.self)
+                    if name.elementsEqual("Credential".utf8) {
+                        result.credential = value
+                    } else if name.elementsEqual("SignedHeaders".utf8) {
+                        result.signedHeaders = value
+                    } else if name.elementsEqual("Signature".utf8) {
+                        result.signature = value
+                    }
+                }
+                position = end + 1
             }
         }
         return result
@@ -422,11 +430,20 @@ struct QueryParameters {
 /// the thread's gateway on a reload, so a changed secret never meets an old key.
 final class SigningKeyCache {
     private var keys: [String: [UInt8]] = [:]
+    /// The key used last: a thread mostly sees one client in one region on one day.
+    private var last: (secret: String, scope: String, key: [UInt8])?
     /// Bound on entries: past it the cache starts over (clients × days × regions is small).
     static let limit = 256
 
     func key(for key: AccessKey, scope: Credential) -> [UInt8] {
-        let name = "\(key.id)/\(scope.day)/\(scope.region)/\(scope.service)"
+        let text = scope.text
+        if let last, last.scope == text, last.secret == key.secret { return last.key }
+        let derived = lookUp(key, scope: scope, name: key.id + "/" + text)
+        last = (key.secret, text, derived)
+        return derived
+    }
+
+    private func lookUp(_ key: AccessKey, scope: Credential, name: String) -> [UInt8] {
         if let known = keys[name] { return known }
         if keys.count >= Self.limit { keys.removeAll(keepingCapacity: true) }
         let derived = SigV4Signer.signingKey(secretKey: key.secret, day: scope.day, region: scope.region, service: scope.service)
