@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import time
-import urllib.request
 import zlib
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from cache_support import get
+from cache_support import get, wait_for
 from conftest import raw_request, start_stack, unique
 from sigv4_client import sign, signed_chunks, timestamp
 
@@ -150,23 +149,27 @@ def test_the_aws_cli_round_trip(stack, tmp_path):
 # presigned URLs
 
 
-def test_presigned_get_and_put_from_boto3_work_with_plain_http(stack):
+def curl(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["curl", "-sS", "--fail-with-body", *arguments], capture_output=True, timeout=30)
+
+
+def test_presigned_get_and_put_from_boto3_work_with_plain_curl(stack, tmp_path):
     s3 = client(stack)
     key = f"{unique('presigned')}/file name.bin"
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(os.urandom(50_000))
     put_url = s3.generate_presigned_url("put_object", Params={"Bucket": "private", "Key": key}, ExpiresIn=300)
-    # A content type of its own: urllib's default (a form) makes moto parse the body as one.
-    request = urllib.request.Request(put_url, data=b"via a presigned PUT", method="PUT",
-                                     headers={"Content-Type": "application/octet-stream"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 200
-    assert stored(stack, "private", key) == b"via a presigned PUT"
+    # curl -T sends the file as it is (README: moto parses a form-typed body as a form).
+    result = curl("-T", str(upload), "-H", "Content-Type: application/octet-stream", put_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stored(stack, "private", key) == upload.read_bytes()
     get_url = s3.generate_presigned_url("get_object", Params={"Bucket": "private", "Key": key}, ExpiresIn=300)
-    with urllib.request.urlopen(get_url, timeout=30) as response:
-        assert response.read() == b"via a presigned PUT"
+    result = curl(get_url)
+    assert result.returncode == 0 and result.stdout == upload.read_bytes()
     # The signature is not part of the cache key: another signature gets the same cached copy.
     again = s3.generate_presigned_url("get_object", Params={"Bucket": "private", "Key": key}, ExpiresIn=200)
-    with urllib.request.urlopen(again, timeout=30) as response:
-        assert response.headers["X-Cache"] == "HIT"
+    result = curl("-D", "-", "-o", "/dev/null", again)
+    assert b"X-Cache: HIT" in result.stdout, result.stdout
 
 
 def test_s3cache_presign_makes_urls_the_gateway_accepts(stack, keys_file):
@@ -176,8 +179,8 @@ def test_s3cache_presign_makes_urls_the_gateway_accepts(stack, keys_file):
         [str(stack.binary), "presign", "--expires", "120", "--key-id", READER[0], f"{stack.base_url}/objects/private/{key}"],
         env={"ACCESS_KEYS_FILE": str(keys_file), "PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
-    with urllib.request.urlopen(result.stdout.strip(), timeout=30) as response:
-        assert response.read() == b"presigned by s3cache"
+    fetched = curl(result.stdout.strip())
+    assert fetched.returncode == 0 and fetched.stdout == b"presigned by s3cache"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,3 +370,29 @@ def test_cors_preflight_and_headers_for_an_allowed_origin_only(stack):
     assert "ETag" in reply.headers["access-control-expose-headers"]
     public = raw_request(stack, "GET", f"/objects/private/{key}", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in public.headers
+
+
+def test_keys_are_reloaded_on_sighup_and_a_bad_file_is_refused(stack, keys_file):
+    import signal
+    newcomer = ("S3CTESTNEWKEY0000001", "newcomer-secret-0123456789abcdefghijklm", "private:all")
+    key = unique("reloaded")
+    assert signed_put(stack, key, b"x", credentials=newcomer).status == 403
+    original = keys_file.read_text()
+    try:
+        keys_file.write_text(original + f"{newcomer[0]} {newcomer[1]} {newcomer[2]}\n")
+        reloads = len([r for r in stack.worker_log_lines() if r.get("msg") == "configuration reloaded"])
+        os.kill(stack.worker_pid, signal.SIGHUP)
+        wait_for(lambda: len([r for r in stack.worker_log_lines() if r.get("msg") == "configuration reloaded"]) > reloads,
+                 10, "the reload")
+        assert signed_put(stack, key, b"new key", credentials=newcomer).status == 200
+        keys_file.write_text(original + "S3CTESTBROKENKEY0001 broken-secret-0123456789abcdefghijk nobucket:sometimes\n")
+        refused = len([r for r in stack.worker_log_lines() if r.get("msg", "").startswith("configuration reload refused")])
+        os.kill(stack.worker_pid, signal.SIGHUP)
+        line = wait_for(lambda: [r for r in stack.worker_log_lines()
+                                 if r.get("msg", "").startswith("configuration reload refused")][refused:], 10, "the refusal")
+        assert "keys" in line[0]["error"] and "broken-secret" not in json.dumps(line[0])
+        # The keys in force stay: the newcomer still signs.
+        assert signed_put(stack, key, b"still", credentials=newcomer).status == 200
+    finally:
+        keys_file.write_text(original)
+        os.kill(stack.worker_pid, signal.SIGHUP)
