@@ -46,7 +46,9 @@ public struct AccessKeys: Sendable, Equatable {
             do {
                 grants = try AccessRules(parsing: String(fields[2]))
             } catch {
-                throw failure("the grants of \(id): \(error.description)")
+                // Not the parser's message: it quotes the text, which is the secret when a line has
+                // its last two fields swapped.
+                throw failure("the grants of \(id) are not bucket:level,... with levels read, write or all, for valid bucket names")
             }
             guard byID.updateValue(AccessKey(id: id, secret: secret, grants: grants), forKey: id) == nil else {
                 throw failure("the key id \(id) is listed twice")

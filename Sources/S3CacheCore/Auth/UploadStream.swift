@@ -49,8 +49,9 @@ final class AWSChunkedBody: BodySource {
     private let signing: ChunkSigning?
     private let expectsTrailer: Bool
     private var previousSignature: String
-    /// Raw bytes read ahead of what has been decoded.
-    private var buffer: [UInt8] = []
+    /// Raw bytes read ahead of what has been decoded: `buffer[position..<filled]`.
+    private var buffer = [UInt8](repeating: 0, count: AWSChunkedBody.readSize)
+    private var filled = 0
     private var position = 0
     private var rawEnded = false
     /// Data bytes left in the current chunk; nil between chunks.
@@ -81,7 +82,7 @@ final class AWSChunkedBody: BodySource {
                     continue
                 }
                 guard try fill() else { throw UploadStreamError.incomplete }
-                let count = min(remaining, output.count, buffer.count - position)
+                let count = min(remaining, output.count, filled - position)
                 buffer.withUnsafeBytes { bytes in
                     let piece = UnsafeRawBufferPointer(rebasing: bytes[position..<(position + count)])
                     output.copyMemory(from: piece)
@@ -165,18 +166,12 @@ final class AWSChunkedBody: BodySource {
 
     /// Whether unread raw bytes are available, reading more when none are.
     private func fill() throws -> Bool {
-        if position < buffer.count { return true }
+        if position < filled { return true }
         guard !rawEnded else { return false }
-        buffer.removeAll(keepingCapacity: true)
         position = 0
-        var chunk = [UInt8](repeating: 0, count: Self.readSize)
-        let count = try chunk.withUnsafeMutableBytes { try raw.read(into: $0) }
-        if count == 0 {
-            rawEnded = true
-            return false
-        }
-        buffer.append(contentsOf: chunk[..<count])
-        return true
+        filled = try buffer.withUnsafeMutableBytes { try raw.read(into: $0) }
+        if filled == 0 { rawEnded = true }
+        return filled > 0
     }
 
     private func readLine() throws -> String {

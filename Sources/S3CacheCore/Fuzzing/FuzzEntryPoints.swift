@@ -156,7 +156,7 @@ package enum CoreFuzzing {
                 let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
                 guard fields.count == 3, fields[1].count >= 16, !fields[0].contains(fields[1]), !fields[2].contains(fields[1])
                 else { continue }
-                fuzzCheck(!error.description.contains(fields[1]), "keys file error shows a secret: \(error)")
+                fuzzCheck(!error.reason.contains(fields[1]), "keys file error shows a secret: \(error)")
             }
         }
     }
