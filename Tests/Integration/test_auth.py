@@ -396,3 +396,23 @@ def test_keys_are_reloaded_on_sighup_and_a_bad_file_is_refused(stack, keys_file)
     finally:
         keys_file.write_text(original)
         os.kill(stack.worker_pid, signal.SIGHUP)
+
+
+@pytest.mark.parametrize("matches", [True, False])
+def test_an_unsigned_trailer_checksum_is_checked_before_the_body_is_stored(stack, matches):
+    key = unique("unsigned-trailer")
+    body = os.urandom(40_000)
+    crc = base64.b64encode(zlib.crc32(body if matches else body[:-1]).to_bytes(4, "big")).decode()
+    path = f"/objects/private/{key}"
+    headers, *_ = sign("PUT", path, WRITER[0], WRITER[1], host=host(stack),
+                       payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                       headers={"x-amz-decoded-content-length": str(len(body)), "content-encoding": "aws-chunked",
+                                "x-amz-trailer": "x-amz-checksum-crc32"})
+    encoded = (f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n" + f"x-amz-checksum-crc32:{crc}\r\n\r\n".encode())
+    reply = raw_request(stack, "PUT", path, body=encoded, headers=headers)
+    if matches:
+        assert reply.status == 200, reply.body
+        assert stored(stack, "private", key) == body
+    else:
+        assert reply.status == 400 and s3_error(reply)[0] == "BadDigest"
+        assert stored(stack, "private", key) is None
