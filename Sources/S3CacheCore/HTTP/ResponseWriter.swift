@@ -10,8 +10,8 @@ final class ResponseWriter {
     /// For object responses: the headers that keep uploaded content from acting as the site.
     var contentSafety: ContentSafety?
     /// Set for a SigV4-signed request: errors go out as S3's XML error document, which is what
-    /// SDKs read the error code from. `resource` is the request path, `requestID` nginx's.
-    var s3Errors: (resource: String, requestID: String)?
+    /// SDKs read the error code from, and successful writes in S3's shape.
+    var speaksS3 = false
     /// Headers every response to this request carries (CORS, `Cache-Control: private`).
     var addedHeaders: [(name: String, value: String)] = []
     /// Set once the client has everything the response promised (a bodyless response's head,
@@ -87,10 +87,14 @@ final class ResponseWriter {
     }
 
     func sendError(_ error: HTTPError) throws {
-        if let s3Errors {
+        if speaksS3 {
+            // Resource and request id are read only here, on the error path.
+            let target = exchange.param("REQUEST_URI") ?? ""
+            let resource = String(Substring(target.utf8.prefix { $0 != UInt8(ascii: "?") }))
+            let requestID = exchange.param("REQUEST_ID") ?? ""
             let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>\(XML.escaped(error.s3ErrorCode))</Code>"
-                + "<Message>\(XML.escaped(error.message))</Message><Resource>\(XML.escaped(s3Errors.resource))</Resource>"
-                + "<RequestId>\(XML.escaped(s3Errors.requestID))</RequestId></Error>"
+                + "<Message>\(XML.escaped(error.message))</Message><Resource>\(XML.escaped(resource))</Resource>"
+                + "<RequestId>\(XML.escaped(requestID))</RequestId></Error>"
             try send(status: error.status, contentType: "application/xml", body: Array(body.utf8), headers: error.headers)
             return
         }

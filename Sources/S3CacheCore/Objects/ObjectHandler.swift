@@ -94,7 +94,7 @@ final class ObjectHandler {
             throw error
         }
         cache?.invalidate(address.cacheKey)
-        try answer.send(response, asS3: response.s3Errors != nil)
+        try answer.send(response, asS3: response.speaksS3)
     }
 
     private static func leftObjectUnchanged(_ error: any Error) -> Bool {

@@ -149,12 +149,12 @@ public final class Gateway {
             } catch {
                 audit.refusedAuthentication(error)
                 metrics.recordAuthenticationFailure(error.reason)
-                response.s3Errors = s3ErrorContext(exchange)
+                response.speaksS3 = true
                 throw HTTPError(
                     status: error.status, code: Self.jsonCode(error), message: error.message, s3Code: error.code)
             }
             audit.principal = auth.principal
-            if auth.speaksS3 { response.s3Errors = s3ErrorContext(exchange) }
+            response.speaksS3 = auth.speaksS3
             if let allowedOrigin { response.addedHeaders += CORSOrigins.responseHeaders(allowOrigin: allowedOrigin) }
             // Checked for every method before any backend call.
             guard permissions.permits(objectMethod, on: address.bucket, by: auth.principal) else {
@@ -171,12 +171,6 @@ public final class Gateway {
     }
 
     private var metrics: GatewayMetrics { shared.metrics }
-
-    /// The request path and nginx's request id, for S3's XML error document.
-    private func s3ErrorContext(_ exchange: any Exchange) -> (resource: String, requestID: String) {
-        let target = exchange.param("REQUEST_URI") ?? ""
-        return (String(Substring(target.utf8.prefix { $0 != UInt8(ascii: "?") })), exchange.param("REQUEST_ID") ?? "")
-    }
 
     /// Our JSON code for an authentication failure (S3's is in the XML).
     private static func jsonCode(_ failure: AuthenticationFailure) -> String {
