@@ -206,6 +206,15 @@ class _Handler(socketserver.StreamRequestHandler):
         finally:
             upstream.close()
 
+    @staticmethod
+    def _forward(upstream: http.client.HTTPConnection, method: str, target: str, headers: list[tuple[str, str]],
+                 body: bytes) -> http.client.HTTPResponse:
+        upstream.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers:
+            upstream.putheader(name, value)
+        upstream.endheaders(body if body else None)
+        return upstream.getresponse()
+
     def _relay_one(self, backend: SlowBackend, upstream: http.client.HTTPConnection) -> bool:
         request_line = self.rfile.readline(MAX_HEADER_BYTES)
         if not request_line.strip():
@@ -241,11 +250,15 @@ class _Handler(socketserver.StreamRequestHandler):
             self._send_error(rule, bodyless=method == "HEAD")
             return True
 
-        upstream.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-        for name, value in headers:
-            upstream.putheader(name, value)
-        upstream.endheaders(body if body else None)
-        response = upstream.getresponse()
+        try:
+            response = self._forward(upstream, method, target, headers, body)
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # moto closed this kept-alive connection while it sat idle, and the request went out
+            # on a dead socket: send it again on a new one, as any client of moto would. The
+            # forwarder must stay invisible; the worker's own handling of a backend that drops
+            # connections is tested with the `reset` rule.
+            upstream.close()
+            response = self._forward(upstream, method, target, headers, body)
         if rule is not None and rule.delay_response:
             time.sleep(rule.delay_response)
 
