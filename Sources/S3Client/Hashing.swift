@@ -103,13 +103,7 @@ enum Hex {
     }
 
     static func encode(_ bytes: [UInt8]) -> String {
-        var text = [UInt8]()
-        text.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: text, as: UTF8.self)
+        String(decoding: encodeBytes(bytes), as: UTF8.self)
     }
 }
 

@@ -90,9 +90,10 @@ struct RequestAuthenticator {
     /// Longest presigned URL lifetime, as S3's.
     static let maxPresignedLifetime: Int64 = 7 * 24 * 3600
 
-    /// The request's principal; anonymous when it carries no signature at all.
-    func authenticate(_ exchange: any Exchange, method: String) throws(AuthenticationFailure) -> Authentication {
-        let target = exchange.param("REQUEST_URI") ?? ""
+    /// The request's principal; anonymous when it carries no signature at all. `target` is the
+    /// raw `REQUEST_URI` when the caller has read it already.
+    func authenticate(_ exchange: any Exchange, method: String, target: String? = nil) throws(AuthenticationFailure) -> Authentication {
+        let target = target ?? exchange.param("REQUEST_URI") ?? ""
         let query = QueryParameters(target)
         if let authorization = exchange.param("HTTP_AUTHORIZATION") {
             if authorization.hasPrefix("AWS4-HMAC-SHA256 ") || authorization == "AWS4-HMAC-SHA256" {
@@ -312,22 +313,13 @@ struct RequestAuthenticator {
             ?? SigV4Signer.signingKey(secretKey: key.secret, day: scope.day, region: scope.region, service: scope.service)
         let stringToSign = SigV4Signer.stringToSign(timestamp: timestamp, scope: scope.text, canonicalRequest: canonicalRequest)
         let expected = SigV4Signer.signature(key: signingKey, stringToSign: stringToSign)
-        guard Self.constantTimeEqual(signature, expected) else {
+        guard ConstantTime.equal(signature, expected) else {
             throw AuthenticationFailure(code: "SignatureDoesNotMatch", status: 403, message: Self.mismatch, reason: "signature", keyID: key.id)
         }
         return signingKey
     }
 
     static let mismatch = "The request signature we calculated does not match the signature you provided. Check your key and signing method."
-
-    /// Equal strings, in time that depends on their lengths only.
-    static func constantTimeEqual(_ left: String, _ right: String) -> Bool {
-        let a = Array(left.utf8), b = Array(right.utf8)
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for index in a.indices { difference |= a[index] ^ b[index] }
-        return difference == 0
-    }
 
     /// The CGI parameter nginx puts a request header in.
     static func parameterName(forHeader name: String) -> String {
@@ -378,7 +370,8 @@ struct Credential {
     let region: String
     let service: String
 
-    var text: String { SigV4Signer.scope(day: day, region: region, service: service) }
+    /// The scope as signed; every signature of the request uses it, so it is made once.
+    let text: String
 
     init(_ credential: String, query: Bool) throws(AuthenticationFailure) {
         let parts = credential.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { String(Substring($0)) }
@@ -392,6 +385,7 @@ struct Credential {
         day = parts[1]
         region = parts[2]
         service = parts[3]
+        text = SigV4Signer.scope(day: day, region: region, service: service)
     }
 }
 
@@ -449,5 +443,20 @@ final class SigningKeyCache {
         let derived = SigV4Signer.signingKey(secretKey: key.secret, day: scope.day, region: scope.region, service: scope.service)
         keys[name] = derived
         return derived
+    }
+}
+
+/// Comparisons of secrets (signatures, tokens) in time that does not depend on where they differ.
+enum ConstantTime {
+    /// Equal strings, in time that depends on their lengths only.
+    static func equal(_ left: String, _ right: String) -> Bool {
+        equal(Array(left.utf8), Array(right.utf8))
+    }
+
+    static func equal(_ left: [UInt8], _ right: [UInt8]) -> Bool {
+        guard left.count == right.count else { return false }
+        var difference: UInt8 = 0
+        for index in left.indices { difference |= left[index] ^ right[index] }
+        return difference == 0
     }
 }

@@ -107,12 +107,11 @@ final class AWSChunkedBody: BodySource {
         guard !sizeText.isEmpty, sizeText.utf8.count <= 8, let size = Int(sizeText, radix: 16), size >= 0 else {
             throw UploadStreamError.malformed("an aws-chunked chunk size is not hexadecimal")
         }
-        if let signing {
+        if signing != nil {
             guard parts.count == 2, parts[1].hasPrefix("chunk-signature="),
                   RequestAuthenticator.isHexDigest(String(parts[1].dropFirst("chunk-signature=".count)))
             else { throw UploadStreamError.malformed("an aws-chunked chunk has no chunk-signature") }
             chunkSignature = String(parts[1].dropFirst("chunk-signature=".count))
-            _ = signing
             chunkDigest = StreamingDigest(.sha256)
         }
         if size == 0 {
@@ -132,7 +131,7 @@ final class AWSChunkedBody: BodySource {
         let expected = SigV4Signer.chunkSignature(
             key: signing.key, timestamp: signing.timestamp, scope: signing.scope, previousSignature: previousSignature,
             chunkHash: StreamingDigest.hex(digest.finish()))
-        guard RequestAuthenticator.constantTimeEqual(chunkSignature, expected) else { throw UploadStreamError.chunkSignature }
+        guard ConstantTime.equal(chunkSignature, expected) else { throw UploadStreamError.chunkSignature }
         previousSignature = expected
     }
 
@@ -149,8 +148,7 @@ final class AWSChunkedBody: BodySource {
             let name = line[..<colon].trimmingWhitespace().lowercased()
             trailer[name] = line[line.index(after: colon)...].trimmingWhitespace()
         }
-        guard let signing else { return }
-        guard expectsTrailer else { return }
+        guard let signing, expectsTrailer else { return }
         // The signed trailer: its fields (without the signature) each end in "\n".
         guard let signature = trailer.removeValue(forKey: "x-amz-trailer-signature") else {
             throw UploadStreamError.malformed("the signed trailer has no x-amz-trailer-signature")
@@ -159,7 +157,7 @@ final class AWSChunkedBody: BodySource {
         let expected = SigV4Signer.trailerSignature(
             key: signing.key, timestamp: signing.timestamp, scope: signing.scope, previousSignature: previousSignature,
             trailerHash: SHA256.hexDigest(fields))
-        guard RequestAuthenticator.constantTimeEqual(signature, expected) else { throw UploadStreamError.chunkSignature }
+        guard ConstantTime.equal(signature, expected) else { throw UploadStreamError.chunkSignature }
     }
 
     // MARK: - Raw input

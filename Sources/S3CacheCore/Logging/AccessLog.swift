@@ -97,6 +97,15 @@ final class AccessLog {
     }
 
     private func appendString(_ name: StaticString, _ value: String?) {
+        Self.appendString(name, value, to: &line)
+    }
+
+    private func appendNumber(_ name: StaticString, _ value: Int64) {
+        Self.appendNumber(name, value, to: &line)
+    }
+
+    /// `,"name":"value"` (escaped), nothing for nil: the fields of request and audit lines.
+    static func appendString(_ name: StaticString, _ value: String?, to line: inout [UInt8]) {
         guard let value else { return }
         line += #",""#.utf8
         line += UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
@@ -105,7 +114,7 @@ final class AccessLog {
         line.append(UInt8(ascii: "\""))
     }
 
-    private func appendNumber(_ name: StaticString, _ value: Int64) {
+    static func appendNumber(_ name: StaticString, _ value: Int64, to line: inout [UInt8]) {
         line += #",""#.utf8
         line += UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
         line += #"":"#.utf8

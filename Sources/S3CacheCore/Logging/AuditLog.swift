@@ -46,20 +46,15 @@ extension AccessLog {
         line += #"{"time":""#.utf8
         Self.appendTimestamp(to: &line)
         line += #"","level":"notice","msg":"audit""#.utf8
-        func string(_ name: String, _ value: String?) {
-            guard let value else { return }
-            line += ",\"\(name)\":\"".utf8
-            JSON.appendEscaped(value, to: &line)
-            line.append(UInt8(ascii: "\""))
-        }
-        string("bucket", entry.bucket)
-        string("key", entry.key)
-        string("key_id", entry.keyID ?? "-")
-        string("method", entry.method)
-        string("reason", entry.reason)
-        string("remote_addr", entry.remoteAddress)
-        string("request_id", entry.requestID)
-        line += ",\"status\":\(entry.status)}\n".utf8
+        Self.appendString("bucket", entry.bucket, to: &line)
+        Self.appendString("key", entry.key, to: &line)
+        Self.appendString("key_id", entry.keyID ?? "-", to: &line)
+        Self.appendString("method", entry.method, to: &line)
+        Self.appendString("reason", entry.reason, to: &line)
+        Self.appendString("remote_addr", entry.remoteAddress, to: &line)
+        Self.appendString("request_id", entry.requestID, to: &line)
+        Self.appendNumber("status", Int64(entry.status), to: &line)
+        line += "}\n".utf8
         writeImmediately(line)
     }
 }

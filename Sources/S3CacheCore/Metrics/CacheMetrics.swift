@@ -15,7 +15,7 @@ final class CacheMetrics: Sendable {
         func tracked(
             _ name: String, _ help: String, labels: [(String, String)] = [], _ statistic: @escaping @Sendable (CacheStatistics) -> Int
         ) -> StatisticCounters<CacheStatistics>.Tracked {
-            StatisticCounters.Tracked(counter: registry.counter(name, help: help, labels: labels), statistic: statistic)
+            .init(registry, name, help: help, labels: labels, statistic)
         }
         counters = StatisticCounters([
             tracked("s3cache_cache_hits_total", "Requests answered from a fresh cache entry") { $0.hits.load(ordering: .relaxed) },
@@ -89,6 +89,15 @@ final class StatisticCounters<Source>: Sendable {
     struct Tracked: Sendable {
         let counter: CoreMetrics.Counter
         let statistic: @Sendable (Source) -> Int
+
+        /// A counter registered under `name` that follows `statistic`.
+        init(
+            _ registry: MetricsRegistry, _ name: String, help: String, labels: [(String, String)] = [],
+            _ statistic: @escaping @Sendable (Source) -> Int
+        ) {
+            counter = registry.counter(name, help: help, labels: labels)
+            self.statistic = statistic
+        }
     }
 
     private let counters: [Tracked]

@@ -52,7 +52,7 @@ public final class GatewayMetrics: Sendable {
         func notification(_ name: String, _ help: String, _ labels: [(String, String)], _ statistic: @escaping @Sendable (NotificationStatistics) -> Int)
             -> StatisticCounters<NotificationStatistics>.Tracked
         {
-            StatisticCounters.Tracked(counter: registry.counter(name, help: help, labels: labels), statistic: statistic)
+            .init(registry, name, help: help, labels: labels, statistic)
         }
         let requests = "POST /notifications requests, by result", events = "Bucket events received, by what was done"
         notifications = StatisticCounters([

@@ -94,11 +94,7 @@ struct NotificationEndpoint {
     /// Equal strings, in time that depends only on the lengths: the digests are compared, so
     /// not even the length of the configured token shows.
     static func matches(_ given: String, _ expected: String) -> Bool {
-        let left = given.utf8.withContiguousStorageIfAvailable { SHA256.digest(UnsafeRawBufferPointer($0)) }
-            ?? Array(given.utf8).withUnsafeBytes { SHA256.digest($0) }
-        let right = expected.utf8.withContiguousStorageIfAvailable { SHA256.digest(UnsafeRawBufferPointer($0)) }
-            ?? Array(expected.utf8).withUnsafeBytes { SHA256.digest($0) }
-        return zip(left, right).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0 && left.count == right.count
+        ConstantTime.equal(Array(given.utf8).withUnsafeBytes { SHA256.digest($0) }, Array(expected.utf8).withUnsafeBytes { SHA256.digest($0) })
     }
 
     /// The whole body, at most `maxBody` bytes. nginx has read it before it passes the request

@@ -72,7 +72,8 @@ public final class Gateway {
     public func handle(_ exchange: any Exchange) {
         let started = monotonicNanoseconds()
         let method = exchange.param("REQUEST_METHOD") ?? ""
-        let route = Route.parse(requestURI: exchange.param("REQUEST_URI") ?? "")
+        let target = exchange.param("REQUEST_URI") ?? ""
+        let route = Route.parse(requestURI: target)
         let response = ResponseWriter(exchange: exchange, isHead: method == "HEAD")
         var failure: (any Error)?
         var cacheReport: CacheReport?
@@ -82,7 +83,8 @@ public final class Gateway {
             response.contentSafety = ContentSafety(sandboxesActiveContent: safeContentBuckets.contains(address.bucket))
         }
         do {
-            cacheReport = try dispatch(method: method, route: route, exchange: exchange, response: response, audit: &audit)
+            cacheReport = try dispatch(
+                method: method, target: target, route: route, exchange: exchange, response: response, audit: &audit)
         } catch let error as CacheReportedError {
             failure = error.underlying
             cacheReport = error.report
@@ -107,7 +109,7 @@ public final class Gateway {
     }
 
     private func dispatch(
-        method: String, route: Route, exchange: any Exchange, response: ResponseWriter, audit: inout AuditFacts
+        method: String, target: String, route: Route, exchange: any Exchange, response: ResponseWriter, audit: inout AuditFacts
     ) throws -> CacheReport? {
         switch route {
         case .health:
@@ -145,7 +147,7 @@ public final class Gateway {
             let auth: Authentication
             do {
                 auth = try RequestAuthenticator(keys: keys, now: Int64(time(nil)), signingKeys: signingKeys)
-                    .authenticate(exchange, method: method)
+                    .authenticate(exchange, method: method, target: target)
             } catch {
                 audit.refusedAuthentication(error)
                 metrics.recordAuthenticationFailure(error.reason)
