@@ -89,6 +89,7 @@ install: $(BINARY)
 	install -D -m 0644 nginx/s3cache-upstream.conf $(DESTDIR)$(NGINXDIR)/s3cache-upstream.conf
 	install -D -m 0644 nginx/s3cache-locations.conf $(DESTDIR)$(NGINXDIR)/s3cache-locations.conf
 	install -D -m 0644 nginx/s3cache-fastcgi.conf $(DESTDIR)$(NGINXDIR)/s3cache-fastcgi.conf
+	install -D -m 0644 nginx/s3cache-files.conf $(DESTDIR)$(NGINXDIR)/s3cache-files.conf
 	# The allow list is the operator's: never overwritten once it exists.
 	test -e $(DESTDIR)$(NGINXDIR)/s3cache-monitoring.conf || install -D -m 0644 nginx/s3cache-monitoring.conf $(DESTDIR)$(NGINXDIR)/s3cache-monitoring.conf
 	test -e $(DESTDIR)$(NGINXDIR)/s3cache-notify-senders.conf || install -D -m 0644 nginx/s3cache-notify-senders.conf $(DESTDIR)$(NGINXDIR)/s3cache-notify-senders.conf
@@ -115,7 +116,7 @@ uninstall:
 	fi
 	rm -f $(DESTDIR)$(BINDIR)/s3cache
 	rm -f $(DESTDIR)$(UNITDIR)/s3cache.socket $(DESTDIR)$(UNITDIR)/s3cache.service
-	rm -f $(DESTDIR)$(NGINXDIR)/s3cache-upstream.conf $(DESTDIR)$(NGINXDIR)/s3cache-locations.conf $(DESTDIR)$(NGINXDIR)/s3cache-fastcgi.conf
+	rm -f $(DESTDIR)$(NGINXDIR)/s3cache-upstream.conf $(DESTDIR)$(NGINXDIR)/s3cache-locations.conf $(DESTDIR)$(NGINXDIR)/s3cache-fastcgi.conf $(DESTDIR)$(NGINXDIR)/s3cache-files.conf
 	rm -f $(DESTDIR)$(MANDIR)/man8/s3cache.8
 	rm -rf $(DESTDIR)$(DOCDIR)
 	@if [ -z "$(DESTDIR)" ]; then systemctl daemon-reload 2>/dev/null || true; fi

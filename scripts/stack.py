@@ -45,6 +45,9 @@ from typing import Callable, Iterable, Mapping
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BINARY = REPO / ".build" / "release" / "s3cache"
 SHIPPED_SOCKET = "unix:/run/s3cache/s3cache.sock"
+# The file tier's directory as the shipped snippets name it (alias …/objects/): replaced by
+# the stack's own CACHE_DIR.
+SHIPPED_CACHE_DIR = "/var/cache/s3cache/"
 DEFAULT_BUCKETS = ("public", "private", "local")
 SOCKET_ACTIVATE = "systemd-socket-activate"
 
@@ -207,6 +210,7 @@ class Stack:
       start_worker    False starts moto and nginx only (for checking the harness itself)
       snippets_dir    where the shipped ``s3cache-*.conf`` files are (default ``nginx/`` of the repo)
       worker_args     extra command-line arguments for the worker (``["--config", path]``)
+      file_tier       turn the file tier on, in ``<root>/cache`` (``cache_dir``)
       http_extra      configuration text added at the end of nginx's ``http {}`` (more servers,
                       e.g. the benchmark's comparison servers in bench/run)
     """
@@ -219,7 +223,7 @@ class Stack:
                  demo_objects: bool = False, nginx_workers: int = 2, start_worker: bool = True,
                  keep: bool = False, secret_key: str | None = None, startup_timeout: float = 30.0,
                  snippets_dir: str | Path | None = None, worker_args: Iterable[str] = (),
-                 http_extra: str = ""):
+                 http_extra: str = "", file_tier: bool = False):
         if launcher not in (None, SOCKET_ACTIVATE):
             raise ValueError(f"launcher must be None or {SOCKET_ACTIVATE!r}")
         self.binary = Path(binary or os.environ.get("S3CACHE_BIN") or DEFAULT_BINARY)
@@ -248,6 +252,9 @@ class Stack:
         self.logs = self.root / "logs"
         self.nginx_prefix = self.root / "nginx"
         self.socket_path = self.run_dir / "s3cache.sock"
+        # The file tier's CACHE_DIR when a test turns it on (worker_env CACHE_DIR=stack.cache_dir).
+        self.cache_dir = self.root / "cache"
+        self.file_tier = file_tier
         self.cert_path: Path | None = None
         self.moto: _Process | None = None
         self.worker: _Process | None = None
@@ -398,6 +405,9 @@ class Stack:
             "FCGI_LISTEN": str(self.socket_path),
             "FCGI_SOCKET_MODE": "0666",
             "LOG_LEVEL": "info",
+            # Off unless a test asks for it (CACHE_DIR=str(stack.cache_dir)): most tests are
+            # about the heap tier, and the default /var/cache/s3cache is not the stack's.
+            "CACHE_DIR": str(self.cache_dir) if self.file_tier else "",
         }
         if self.threads is not None:
             env["FCGI_THREADS"] = str(self.threads)
@@ -547,6 +557,7 @@ class Stack:
             if SHIPPED_SOCKET in text:
                 substituted = True
                 text = text.replace(SHIPPED_SOCKET, f"unix:{self.socket_path}")
+            text = text.replace(f"alias {SHIPPED_CACHE_DIR}", f"alias {self.cache_dir}/")
             (snippets_dir / source.name).write_text(text)
         if not substituted:
             raise StackError(f"no shipped snippet names the socket {SHIPPED_SOCKET}; cannot point nginx at the test worker")

@@ -13,3 +13,10 @@ public func monotonicNanoseconds() -> Int64 {
 public func monotonicSeconds() -> Double {
     Double(monotonicNanoseconds()) / 1e9
 }
+
+/// Seconds since the epoch (`CLOCK_REALTIME`), for what must mean the same after a restart.
+public func wallClockSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}

@@ -80,6 +80,8 @@ public struct ObjectMetadata: Sendable, Equatable {
 /// What the cache remembers about a key.
 public enum CachedState: Sendable {
     case object(CachedObject)
+    /// An object in the file tier: its metadata as of this record, its bytes in `body`.
+    case file(CachedFile)
     /// S3 said the key does not exist (negative caching).
     case missing
 }
@@ -101,6 +103,28 @@ public struct Freshness: Sendable, Equatable {
 
     /// Everything as configured.
     public static let configured = Freshness()
+}
+
+extension CachedState {
+    /// The object's metadata; nil for a remembered 404.
+    public var metadata: ObjectMetadata? {
+        switch self {
+        case let .object(object): object.metadata
+        case let .file(file): file.metadata
+        case .missing: nil
+        }
+    }
+}
+
+/// An object whose bytes are in the file tier, with the metadata a response about it carries.
+public final class CachedFile: Sendable {
+    public let body: FileBody
+    public let metadata: ObjectMetadata
+
+    public init(body: FileBody, metadata: ObjectMetadata) {
+        self.body = body
+        self.metadata = metadata
+    }
 }
 
 /// A cache entry with its timing.
@@ -128,7 +152,11 @@ public final class CacheRecord: Sendable {
         self.keepUntil = max(freshUntil, keepUntil)
         self.revalidatingUntil = min(max(freshUntil, revalidatingUntil ?? freshUntil), self.keepUntil)
         var cost = Self.overhead + key.byteCount
-        if case let .object(object) = state { cost += object.cost }
+        switch state {
+        case let .object(object): cost += object.cost
+        case let .file(file): cost += file.metadata.cost
+        case .missing: break
+        }
         self.cost = cost
     }
 

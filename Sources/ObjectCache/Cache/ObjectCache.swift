@@ -14,10 +14,15 @@ public final class ObjectCache: Sendable {
     public let statistics = CacheStatistics()
     private let shards: [Shard]
     private let timing: Mutex<CacheTiming>
+    /// Where large objects live (`CACHE_DIR`); nil without one. Its bodies are found through
+    /// this cache's records, rebuilt from the tier's own when a record is not held (after a
+    /// restart, or once the heap evicted it).
+    public let files: FileTier?
 
-    public init(settings: CacheSettings, clock: any CacheClock = MonotonicClock()) {
+    public init(settings: CacheSettings, clock: any CacheClock = MonotonicClock(), files: FileTier? = nil) {
         self.settings = settings
         self.clock = clock
+        self.files = files
         timing = Mutex(settings.timing)
         let count = settings.shardCount
         shards = (0..<count).map { _ in Shard(capacity: settings.capacity / count, policy: settings.policy) }
@@ -48,7 +53,7 @@ public final class ObjectCache: Sendable {
     public func access(_ key: CacheKey, reserveFetch: () -> Bool = { true }) -> Access {
         let now = clock.now()
         return shard(for: key).state.withLock { state in
-            let record = state.policy.get(key)
+            let record = lookup(&state, key, now: now, counting: true)
             if let record, record.isFresh(at: now) { return .hit(record) }
             let stale = record.flatMap { now < $0.keepUntil ? $0 : nil }
             if let flight = state.flights[key] {
@@ -67,7 +72,7 @@ public final class ObjectCache: Sendable {
     public func freshRecord(_ key: CacheKey) -> CacheRecord? {
         let now = clock.now()
         return shard(for: key).state.withLock { state in
-            guard let record = state.policy.get(key), record.isFresh(at: now) else { return nil }
+            guard let record = lookup(&state, key, now: now, counting: true), record.isFresh(at: now) else { return nil }
             return record
         }
     }
@@ -77,14 +82,46 @@ public final class ObjectCache: Sendable {
     public func staleRecord(_ key: CacheKey) -> CacheRecord? {
         let now = clock.now()
         return shard(for: key).state.withLock { state in
-            guard let record = state.policy.peek(key), now < record.keepUntil else { return nil }
+            guard let record = lookup(&state, key, now: now, counting: false), now < record.keepUntil else { return nil }
             return record
         }
     }
 
     /// The entry for `key` if one is held (fresh or not), without counting an access.
     public func peek(_ key: CacheKey) -> CacheRecord? {
-        shard(for: key).state.withLock { $0.policy.peek(key) }
+        let now = clock.now()
+        return shard(for: key).state.withLock { lookup(&$0, key, now: now, counting: false) }
+    }
+
+    /// The record for `key`: the heap's, unless it names a file body that left the tier; else
+    /// one rebuilt from the file tier's body for the key, which is then held again.
+    private func lookup(_ state: inout ShardState, _ key: CacheKey, now: Double, counting: Bool) -> CacheRecord? {
+        let held = counting ? state.policy.get(key) : state.policy.peek(key)
+        if let held {
+            guard case let .file(file) = held.state, !file.body.isLive else { return held }
+            state.remove(key, statistics: statistics)
+        }
+        guard let files, let body = files.body(for: key) else { return nil }
+        let timing = body.timing
+        let offset = wallClockSeconds() - now
+        guard timing.keepUntil - offset > now else {
+            files.remove(body)
+            return nil
+        }
+        let record = CacheRecord(
+            state: .file(CachedFile(body: body, metadata: body.metadata)), key: key, freshUntil: timing.freshUntil - offset,
+            keepUntil: timing.keepUntil - offset, revalidatingUntil: timing.revalidatingUntil - offset)
+        state.insert(key, record, statistics: statistics)
+        return record
+    }
+
+    /// A new, empty file body for a large object, to be filled as it is fetched; nil without a
+    /// file tier or when it cannot be stored there. Its record is written with the entry's
+    /// timing when the fetch completes (`complete`).
+    public func createFile(_ key: CacheKey, length: Int, metadata: ObjectMetadata, modified: Int?) -> FileBody? {
+        files?.create(
+            key: key, length: length, metadata: metadata, modified: modified,
+            timing: WallTiming(freshUntil: 0, revalidatingUntil: 0, keepUntil: 0))
     }
 
     /// Ends a flight: stores the record (unless an invalidation superseded the flight) and
@@ -96,6 +133,13 @@ public final class ObjectCache: Sendable {
                 state.insert(key, record, statistics: statistics)
             }
         }
+        if case let .record(record) = outcome, case let .file(file) = record.state {
+            if flight.isSuperseded {
+                files?.remove(file.body)
+            } else {
+                files?.update(file.body, metadata: file.metadata, timing: wallTiming(record))
+            }
+        }
         flight.finish(outcome)
     }
 
@@ -105,6 +149,18 @@ public final class ObjectCache: Sendable {
         shard(for: key).state.withLock { state in
             state.remove(key, statistics: statistics)
             if let flight = state.flights.removeValue(forKey: key) { flight.supersede() }
+            files?.remove(key)
+        }
+    }
+
+    /// Forgets `key` if its record still names `body` (S3 said the object changed while a
+    /// slice was fetched): the next request starts over with the new version.
+    public func invalidate(_ key: CacheKey, body: FileBody) {
+        shard(for: key).state.withLock { state in
+            if let record = state.policy.peek(key), case let .file(file) = record.state, file.body === body {
+                state.remove(key, statistics: statistics)
+            }
+            files?.remove(body)
         }
     }
 
@@ -141,6 +197,25 @@ public final class ObjectCache: Sendable {
             case .soft: _ = state.policy.replace(key, value: record.expired(at: now))
             }
             purged += 1
+        }
+        // File bodies first, whether or not the heap holds their records: a soft purge expires
+        // them on disk too, a hard one removes them.
+        if let files {
+            let bodies = switch scope {
+            case let .key(key): files.body(for: key).map { [$0] } ?? []
+            case let .prefix(prefix): files.bodies(withPrefix: prefix)
+            }
+            for body in bodies {
+                switch mode {
+                case .hard: files.remove(body)
+                case .soft:
+                    var timing = body.timing
+                    let wallNow = wallClockSeconds()
+                    timing.freshUntil = min(timing.freshUntil, wallNow)
+                    timing.revalidatingUntil = min(timing.revalidatingUntil, wallNow)
+                    files.update(body, metadata: body.metadata, timing: timing)
+                }
+            }
         }
         switch scope {
         case let .key(key):
@@ -207,7 +282,7 @@ public final class ObjectCache: Sendable {
         let now = clock.now()
         let timing = timing.withLock { $0 }
         switch state {
-        case .object:
+        case .object, .file:
             let ttl = freshness.ttl.map { min(max(0, $0), timing.maxTTL) } ?? timing.ttl
             let window = max(0, freshness.staleWhileRevalidate ?? timing.staleWhileRevalidate)
             return CacheRecord(
@@ -222,6 +297,14 @@ public final class ObjectCache: Sendable {
     /// already held keep the times they were given.
     public func updateTiming(_ settings: CacheSettings) {
         timing.withLock { $0 = settings.timing }
+    }
+
+    /// `record`'s timing in wall-clock seconds, as the file tier keeps it across restarts.
+    private func wallTiming(_ record: CacheRecord) -> WallTiming {
+        let offset = wallClockSeconds() - clock.now()
+        return WallTiming(
+            freshUntil: record.freshUntil + offset, revalidatingUntil: record.revalidatingUntil + offset,
+            keepUntil: record.keepUntil + offset)
     }
 
     private func shard(for key: CacheKey) -> Shard {

@@ -1,3 +1,4 @@
+import Platform
 import Gzip
 import ObjectCache
 import S3Client
@@ -29,6 +30,24 @@ final class CacheFill {
     private var heldTail: [UInt8] = []
     /// What the response headers said, decided when S3's headers arrived.
     private(set) var report: CacheReport
+    /// Where large objects go instead of memory, when there is a file tier.
+    private let fileTarget: FileTarget?
+    /// Set when the object goes to the file tier: its body, filled as the download passes.
+    private(set) var fileFill: FileStreamFill?
+
+    /// How a fill hands a large object to the file tier.
+    struct FileTarget {
+        var files: FileTier
+        /// Objects at least this long go there (`FILE_MIN_SIZE`), unless they are compressible
+        /// and small enough for memory, where they are kept gzipped.
+        var minSize: Int
+        /// A new body for the object, or nil when the tier cannot take it.
+        var create: (_ length: Int, _ metadata: ObjectMetadata, _ modified: Int?) -> FileBody?
+        /// The body is in the tier: other requests may use it from now on.
+        var publish: (FileBody, ObjectMetadata) -> Void
+        /// The first failure of an episode of file errors.
+        var reportFailure: (SystemError) -> Void
+    }
 
     /// Stops the download when neither the client nor the cache wants more bytes.
     struct NothingWanted: Error {}
@@ -39,8 +58,9 @@ final class CacheFill {
 
     init(
         maxObjectSize: Int, budget: FillBudget, request: ReadRequest, response: ResponseWriter, report: CacheReport,
-        onUncacheable: @escaping (String) -> Void
+        fileTarget: FileTarget? = nil, onUncacheable: @escaping (String) -> Void
     ) {
+        self.fileTarget = fileTarget
         self.maxObjectSize = maxObjectSize
         self.budget = budget
         self.request = request
@@ -62,7 +82,14 @@ final class CacheFill {
         // Compressible bodies are held twice for a moment: the copy and its gzip form.
         let cost = length.map { ContentCoding.isCompressible(head.header("Content-Type") ?? "") ? 2 * $0 : $0 }
         let noStore = CacheControl(head.header("Cache-Control")).noStore
-        if !noStore, let length, let cost, length >= 0, length <= maxObjectSize, budget.tryAcquire(cost) {
+        if !noStore, let length, let fileTarget, belongsInFiles(length: length, head: head, minSize: fileTarget.minSize),
+           let body = fileTarget.create(length, Self.metadata(head), HTTPDate.parse(head.header("Last-Modified") ?? "").map { Int($0) })
+        {
+            fileFill = FileStreamFill(body: body, files: fileTarget.files)
+            report = baseReport
+            report.stored = true
+            fileTarget.publish(body, Self.metadata(head))
+        } else if !noStore, let length, let cost, length >= 0, length <= maxObjectSize, budget.tryAcquire(cost) {
             reserved = cost
             expectedLength = length
             copy = []
@@ -95,7 +122,27 @@ final class CacheFill {
         if !sendsBody && copy == nil { throw NothingWanted() }
     }
 
+    /// Whether an object of `length` goes to the file tier: large ones, except compressible
+    /// ones that memory can hold gzipped.
+    private func belongsInFiles(length: Int, head: S3ResponseHead, minSize: Int) -> Bool {
+        guard head.status == 200, length >= minSize, length > 0 else { return false }
+        let compressible = head.header("Content-Encoding") == nil && ContentCoding.isCompressible(head.header("Content-Type") ?? "")
+        return length > maxObjectSize || !compressible
+    }
+
     func append(_ chunk: UnsafeRawBufferPointer) throws {
+        if let fileFill {
+            if let failure = fileFill.append(chunk), let fileTarget { fileTarget.reportFailure(failure) }
+            guard sendsBody else { throw NothingWanted() }
+            do {
+                try response.sendBody(chunk)
+            } catch {
+                // The client left: the slices stored so far stay, the rest is left to later readers.
+                sendsBody = false
+                throw error
+            }
+            return
+        }
         var toSend = chunk
         if copy != nil {
             if copy!.count + chunk.count <= maxObjectSize {
@@ -167,17 +214,23 @@ final class CacheFill {
     /// The same stored bytes with the metadata of `head`, a 304 or HEAD answer for the same
     /// version (its entity tag is kept when `head` has none).
     static func updating(_ object: CachedObject, from head: S3ResponseHead) -> CachedObject {
-        var metadata = metadata(head)
-        if metadata.etag.isEmpty { metadata.etag = object.metadata.etag }
-        if metadata.lastModified.isEmpty { metadata.lastModified = object.metadata.lastModified }
+        let metadata = updating(object.metadata, from: head)
         return CachedObject(
             body: object.body, isCompressed: object.isCompressed, originalLength: object.originalLength, metadata: metadata,
             headerLines: CachedResponder.headerLines(
                 metadata, originalLength: object.originalLength, gzipLength: object.isCompressed ? object.body.count : nil))
     }
 
+    /// `stored` as a 304 or HEAD answer for the same version describes it now.
+    static func updating(_ stored: ObjectMetadata, from head: S3ResponseHead) -> ObjectMetadata {
+        var metadata = metadata(head)
+        if metadata.etag.isEmpty { metadata.etag = stored.etag }
+        if metadata.lastModified.isEmpty { metadata.lastModified = stored.lastModified }
+        return metadata
+    }
+
     /// What is kept of S3's response headers: those relayed to clients on every answer.
-    private static func metadata(_ head: S3ResponseHead) -> ObjectMetadata {
+    static func metadata(_ head: S3ResponseHead) -> ObjectMetadata {
         let extraNames: Set<String> = ["cache-control", "content-disposition", "content-language", "expires", "content-encoding"]
         let extra = Passthrough.clientHeaders(head)
             .filter { extraNames.contains($0.name.lowercased()) }

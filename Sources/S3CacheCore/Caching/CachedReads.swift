@@ -1,3 +1,4 @@
+import Platform
 import FastCGI
 import ObjectCache
 import S3Client
@@ -13,37 +14,59 @@ final class CachedReads {
     /// How long a follower waits for the leader.
     private let waits: FollowerWaits
 
-    init(cache: ObjectCache, store: any ObjectStore, gate: BackendGate, fillBudget: FillBudget, waits: FollowerWaits) {
+    /// Where objects of at least this size go when a file tier is configured (`FILE_MIN_SIZE`).
+    private let fileMinSize: Int
+    private let fileReads: FileReads?
+    private let reportFileFailure: (SystemError) -> Void
+
+    init(
+        cache: ObjectCache, store: any ObjectStore, gate: BackendGate, fillBudget: FillBudget, waits: FollowerWaits,
+        fileMinSize: Int = .max, reportFileFailure: @escaping (SystemError) -> Void = { _ in }
+    ) {
         self.cache = cache
         self.store = store
         self.gate = gate
         self.fillBudget = fillBudget
-        self.responder = CachedResponder(statistics: cache.statistics)
+        self.fileMinSize = fileMinSize
+        self.reportFileFailure = reportFileFailure
+        fileReads = cache.files.map {
+            FileReads(cache: cache, files: $0, store: store, gate: gate, waits: waits, reportFailure: reportFileFailure)
+        }
+        self.responder = CachedResponder(statistics: cache.statistics, files: fileReads)
         self.waits = waits
     }
 
     private var statistics: CacheStatistics { cache.statistics }
 
     func get(_ address: ObjectAddress, request: ReadRequest, response: ResponseWriter) throws -> CacheReport {
+        do {
+            return try lookUp(address, request: request, response: response)
+        } catch is FileReads.ObjectChanged where !response.headSent {
+            // S3 holds another version than the file tier's body, which is gone now: start over.
+            return try lookUp(address, request: request, response: response)
+        }
+    }
+
+    private func lookUp(_ address: ObjectAddress, request: ReadRequest, response: ResponseWriter) throws -> CacheReport {
         let key = address.cacheKey
         if request.range != nil {
-            if let record = cache.freshRecord(key) { return try hit(record, request: request, response: response) }
+            if let record = cache.freshRecord(key) { return try hit(record, address: address, request: request, response: response) }
             // A slice of an uncached object: let S3 cut it rather than download the whole object.
             return try bypass(address, stale: cache.staleRecord(key), request: request, response: response, detail: "range")
         }
         for _ in 0..<3 {
             switch cache.access(key, reserveFetch: { gate.tryAcquire() }) {
             case let .hit(record):
-                return try hit(record, request: request, response: response)
+                return try hit(record, address: address, request: request, response: response)
             case let .leader(flight, stale):
                 defer { gate.release() }
                 return try lead(flight, address: address, stale: stale, request: request, response: response)
             case let .refused(stale):
-                return try refuse(stale: stale, request: request, response: response)
+                return try refuse(stale: stale, address: address, request: request, response: response)
             case let .revalidating(stale):
                 statistics.staleWhileRevalidating.add(1, ordering: .relaxed)
                 let report = CacheReport(result: .stale, detail: "stale-while-revalidate")
-                try responder.send(stale, report: report, request: request, response: response)
+                try responder.send(stale, address: address, report: report, request: request, response: response)
                 return report
             case let .follower(flight, stale):
                 if let report = try follow(flight, address: address, stale: stale, request: request, response: response) {
@@ -56,10 +79,10 @@ final class CachedReads {
 
     func head(_ address: ObjectAddress, request: ReadRequest, response: ResponseWriter) throws -> CacheReport {
         let key = address.cacheKey
-        if let record = cache.freshRecord(key) { return try hit(record, request: request, response: response) }
+        if let record = cache.freshRecord(key) { return try hit(record, address: address, request: request, response: response) }
         var report = CacheReport(result: .miss, forwardStatus: 200)
         let stale = cache.staleRecord(key)
-        if let answer = try askBackend(stale: stale, report: report, request: request, response: response, {
+        if let answer = try askBackend(stale: stale, address: address, report: report, request: request, response: response, {
             try Passthrough(store: store).head(
                 address, headers: request.forwardedHeaders, response: response, extraHeaders: report.headers)
         }) {
@@ -70,14 +93,14 @@ final class CachedReads {
         return report
     }
 
-    private func hit(_ record: CacheRecord, request: ReadRequest, response: ResponseWriter) throws -> CacheReport {
+    private func hit(_ record: CacheRecord, address: ObjectAddress, request: ReadRequest, response: ResponseWriter) throws -> CacheReport {
         if case .missing = record.state {
             statistics.negativeHits.add(1, ordering: .relaxed)
         } else {
             statistics.hits.add(1, ordering: .relaxed)
         }
         let report = CacheReport.hit(ttl: max(0, Int(record.freshUntil - cache.clock.now())))
-        try responder.send(record, report: report, request: request, response: response)
+        try responder.send(record, address: address, report: report, request: request, response: response)
         return report
     }
 
@@ -94,12 +117,25 @@ final class CachedReads {
         }
         defer { complete(.abandoned) }
 
+        let fileTarget = cache.files.map { files in
+            CacheFill.FileTarget(
+                files: files, minSize: fileMinSize,
+                create: { [cache] length, metadata, modified in
+                    cache.createFile(key, length: length, metadata: metadata, modified: modified)
+                },
+                publish: { [cache] body, metadata in
+                    let state = CachedState.file(CachedFile(body: body, metadata: metadata))
+                    complete(.record(cache.makeRecord(state, key: key, freshness: Self.freshness(state) ?? .configured)))
+                },
+                reportFailure: reportFileFailure)
+        }
         let fill = CacheFill(
             maxObjectSize: cache.settings.maxObjectSize, budget: fillBudget, request: request, response: response,
-            report: CacheReport(result: .miss, forwardStatus: 200), onUncacheable: { complete(.uncacheable(reason: $0)) })
+            report: CacheReport(result: .miss, forwardStatus: 200), fileTarget: fileTarget,
+            onUncacheable: { complete(.uncacheable(reason: $0)) })
         let conditional: [(name: String, value: String)] = stale.flatMap { record in
-            guard case let .object(object) = record.state, !object.metadata.etag.isEmpty else { return nil }
-            return [("If-None-Match", object.metadata.etag)]
+            guard let etag = record.state.metadata?.etag, !etag.isEmpty else { return nil }
+            return [("If-None-Match", etag)]
         } ?? []
         do {
             let head = try WorkerPool.blocking {
@@ -119,17 +155,19 @@ final class CachedReads {
                     complete(.uncacheable(reason: "no-store"))
                     cache.invalidate(key)
                     let report = CacheReport(result: .revalidated, forwardStatus: 304, detail: "no-store")
-                    try responder.send(CacheRecord(state: current, key: key, freshUntil: 0, keepUntil: 0), report: report, request: request, response: response)
+                    try responder.send(CacheRecord(state: current, key: key, freshUntil: 0, keepUntil: 0), address: address, report: report, request: request, response: response)
                     return report
                 }
                 let renewed = cache.makeRecord(current, key: key, freshness: freshness)
                 complete(.record(renewed))
                 let report = CacheReport(result: .revalidated, forwardStatus: 304, stored: true)
-                try responder.send(renewed, report: report, request: request, response: response)
+                try responder.send(renewed, address: address, report: report, request: request, response: response)
                 return report
             }
             if stale != nil { statistics.revalidationsChanged.add(1, ordering: .relaxed) }
-            if let object = fill.finish(), let freshness = Self.freshness(.object(object)) {
+            if fill.fileFill != nil {
+                statistics.misses.add(1, ordering: .relaxed)  // published to the file tier when S3's head came
+            } else if let object = fill.finish(), let freshness = Self.freshness(.object(object)) {
                 complete(.record(cache.makeRecord(.object(object), key: key, freshness: freshness)))
                 statistics.misses.add(1, ordering: .relaxed)
             } else {
@@ -143,12 +181,12 @@ final class CachedReads {
             complete(.record(record))
             statistics.misses.add(1, ordering: .relaxed)
             let report = CacheReport(result: .miss, forwardStatus: 404, stored: true)
-            try responder.send(record, report: report, request: request, response: response)
+            try responder.send(record, address: address, report: report, request: request, response: response)
             return report
         } catch let error as S3Error where error.isBackendFailure {
             complete(.failed(error))
             if let stale, !response.headSent {
-                return try serveStale(stale, forwardStatus: error.status, detail: "stale-if-error", request: request, response: response)
+                return try serveStale(stale, address: address, forwardStatus: error.status, detail: "stale-if-error", request: request, response: response)
             }
             throw CacheReportedError(error, report: fill.report)
         } catch is CacheFill.NothingWanted {
@@ -164,8 +202,8 @@ final class CachedReads {
     /// How long `state` stays fresh, by its own `Cache-Control` or `Expires` where it has them;
     /// nil when it must not be stored.
     private static func freshness(_ state: CachedState) -> Freshness? {
-        guard case let .object(object) = state else { return .configured }
-        return CacheControl.freshness(object.metadata)
+        guard let metadata = state.metadata else { return .configured }
+        return CacheControl.freshness(metadata)
     }
 
     /// The stale entry as S3's 304 describes it now. A 304 says the bytes are unchanged, not the
@@ -174,16 +212,20 @@ final class CachedReads {
     /// `Last-Modified` differs from ours or is missing (moto sends none), a HEAD pinned to the
     /// same tag fetches them; AWS's 304 has `Last-Modified`, so there a HEAD follows only a change.
     private func revalidated(_ stale: CacheRecord, notModified: S3ResponseHead, address: ObjectAddress) -> CachedState {
-        guard case let .object(object) = stale.state else { return stale.state }
+        guard let metadata = stale.state.metadata else { return stale.state }
         var current = notModified
         if notModified.header("Content-Type") == nil {
-            guard notModified.header("Last-Modified") != object.metadata.lastModified,
+            guard notModified.header("Last-Modified") != metadata.lastModified,
                   let head = try? store.headObject(
-                      bucket: address.bucket, key: address.key, headers: [("If-Match", object.metadata.etag)])
+                      bucket: address.bucket, key: address.key, headers: [("If-Match", metadata.etag)])
             else { return stale.state }
             current = head
         }
-        return .object(CacheFill.updating(object, from: current))
+        switch stale.state {
+        case let .object(object): return .object(CacheFill.updating(object, from: current))
+        case let .file(file): return .file(CachedFile(body: file.body, metadata: CacheFill.updating(metadata, from: current)))
+        case .missing: return stale.state
+        }
     }
 
     /// Waits for another request's fetch. Returns nil when this request should try again
@@ -199,12 +241,12 @@ final class CachedReads {
         case let .finished(finished):
             outcome = finished
         case .stalled:
-            if let stale { return try serveStale(stale, forwardStatus: nil, detail: "stale-if-error", request: request, response: response) }
+            if let stale { return try serveStale(stale, address: address, forwardStatus: nil, detail: "stale-if-error", request: request, response: response) }
             throw CacheReportedError(
                 S3Error.timeout(message: "another request's fetch received nothing for \(Int(waits.stallLimit)) s"), report: report)
         case .tooLong:
             // Still moving, but nginx would give up on this silent request before it ends.
-            if let stale { return try serveStale(stale, forwardStatus: nil, detail: "slow-fetch", request: request, response: response) }
+            if let stale { return try serveStale(stale, address: address, forwardStatus: nil, detail: "slow-fetch", request: request, response: response) }
             return try bypass(address, stale: nil, request: request, response: response, detail: "slow-fetch")
         }
         switch outcome {
@@ -212,13 +254,13 @@ final class CachedReads {
             statistics.coalesced.add(1, ordering: .relaxed)
             var report = CacheReport(result: .miss, forwardStatus: nil, stored: true, collapsed: true)
             if case .missing = record.state { report.forwardStatus = 404 }
-            try responder.send(record, report: report, request: request, response: response)
+            try responder.send(record, address: address, report: report, request: request, response: response)
             return report
         case let .uncacheable(reason):
             return try bypass(address, stale: stale, request: request, response: response, detail: reason)
         case let .failed(error):
             if let stale, let backend = error as? S3Error, backend.isBackendFailure {
-                return try serveStale(stale, forwardStatus: backend.status, detail: "stale-if-error", request: request, response: response)
+                return try serveStale(stale, address: address, forwardStatus: backend.status, detail: "stale-if-error", request: request, response: response)
             }
             throw CacheReportedError(error, report: report)
         case .abandoned:
@@ -227,25 +269,26 @@ final class CachedReads {
     }
 
     /// Too many requests are waiting on S3 already: an expired copy if there is one, else 503.
-    private func refuse(stale: CacheRecord?, request: ReadRequest, response: ResponseWriter) throws -> CacheReport {
+    private func refuse(stale: CacheRecord?, address: ObjectAddress, request: ReadRequest, response: ResponseWriter) throws -> CacheReport {
         statistics.backendRejections.add(1, ordering: .relaxed)
-        if let stale { return try serveStale(stale, forwardStatus: nil, detail: "backend-busy", request: request, response: response) }
+        if let stale { return try serveStale(stale, address: address, forwardStatus: nil, detail: "backend-busy", request: request, response: response) }
         throw CacheReportedError(HTTPError.backendBusy, report: CacheReport(result: .miss, detail: "backend-busy"))
     }
 
     /// Runs a request S3 answers directly (HEAD, ranges, bypasses) under a backend permit: nil
     /// when `body` answered; the stale copy's answer when S3 is busy or failing and one is held.
     private func askBackend(
-        stale: CacheRecord?, report: CacheReport, request: ReadRequest, response: ResponseWriter, _ body: () throws -> Void
+        stale: CacheRecord?, address: ObjectAddress, report: CacheReport, request: ReadRequest, response: ResponseWriter,
+        _ body: () throws -> Void
     ) throws -> CacheReport? {
-        guard gate.tryAcquire() else { return try refuse(stale: stale, request: request, response: response) }
+        guard gate.tryAcquire() else { return try refuse(stale: stale, address: address, request: request, response: response) }
         do {
             defer { gate.release() }
             try WorkerPool.blocking(body)
             return nil
         } catch let error as S3Error where error.isBackendFailure && !response.headSent {
             if let stale {
-                return try serveStale(stale, forwardStatus: error.status, detail: "stale-if-error", request: request, response: response)
+                return try serveStale(stale, address: address, forwardStatus: error.status, detail: "stale-if-error", request: request, response: response)
             }
             throw CacheReportedError(error, report: report)
         } catch let error as S3Error {
@@ -256,11 +299,12 @@ final class CachedReads {
     }
 
     private func serveStale(
-        _ record: CacheRecord, forwardStatus: Int?, detail: String, request: ReadRequest, response: ResponseWriter
+        _ record: CacheRecord, address: ObjectAddress, forwardStatus: Int?, detail: String, request: ReadRequest,
+        response: ResponseWriter
     ) throws -> CacheReport {
         statistics.staleServes.add(1, ordering: .relaxed)
         let report = CacheReport(result: .stale, forwardStatus: forwardStatus, detail: detail)
-        try responder.send(record, report: report, request: request, response: response)
+        try responder.send(record, address: address, report: report, request: request, response: response)
         return report
     }
 
@@ -268,7 +312,7 @@ final class CachedReads {
         _ address: ObjectAddress, stale: CacheRecord?, request: ReadRequest, response: ResponseWriter, detail: String
     ) throws -> CacheReport {
         let report = CacheReport.bypass(detail)
-        if let answer = try askBackend(stale: stale, report: report, request: request, response: response, {
+        if let answer = try askBackend(stale: stale, address: address, report: report, request: request, response: response, {
             try Passthrough(store: store).get(address, request: request, response: response, extraHeaders: report.headers)
         }) {
             return answer

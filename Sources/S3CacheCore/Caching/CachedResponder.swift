@@ -5,12 +5,15 @@ import ObjectCache
 /// from memory. One per worker thread.
 final class CachedResponder {
     let statistics: CacheStatistics
+    /// Answers for objects in the file tier; nil without one.
+    let files: FileReads?
     /// The last `Accept-Encoding` seen and whether it admits gzip: clients send the same value
     /// request after request, and parsing it is most of the negotiation's cost.
     private var lastAcceptEncoding: (header: String, acceptsGzip: Bool)?
 
-    init(statistics: CacheStatistics) {
+    init(statistics: CacheStatistics, files: FileReads?) {
         self.statistics = statistics
+        self.files = files
     }
 
     /// The header lines of a whole-object 200, rendered once when the object is stored.
@@ -23,7 +26,7 @@ final class CachedResponder {
     }
 
     /// The headers of a whole-object 200, identity or gzip.
-    private static func wholeHeaders(_ metadata: ObjectMetadata, originalLength: Int, gzipLength: Int?, sendsGzip: Bool)
+    static func wholeHeaders(_ metadata: ObjectMetadata, originalLength: Int, gzipLength: Int?, sendsGzip: Bool)
         -> [(name: String, value: String)]
     {
         let common = commonHeaders(metadata, isCompressed: gzipLength != nil)
@@ -49,7 +52,7 @@ final class CachedResponder {
     }
 
     /// What every answer about the object carries, whatever its status and coding.
-    private static func commonHeaders(_ metadata: ObjectMetadata, isCompressed: Bool) -> [(name: String, value: String)] {
+    static func commonHeaders(_ metadata: ObjectMetadata, isCompressed: Bool) -> [(name: String, value: String)] {
         var common: [(name: String, value: String)] = [("Last-Modified", metadata.lastModified)]
         common += metadata.extraHeaders.map { ($0.name, $0.value) }
         if isCompressed || ContentCoding.isCompressible(metadata.contentType) { common.append(("Vary", "Accept-Encoding")) }
@@ -60,8 +63,13 @@ final class CachedResponder {
         headers.map { "\($0.name): \($0.value)\r\n" }.joined()
     }
 
-    func send(_ record: CacheRecord, report: CacheReport, request: ReadRequest, response: ResponseWriter) throws {
+    func send(
+        _ record: CacheRecord, address: ObjectAddress, report: CacheReport, request: ReadRequest, response: ResponseWriter
+    ) throws {
         switch record.state {
+        case let .file(file):
+            guard let files else { throw HTTPError.internalError("a file-tier entry without a file tier") }
+            try files.send(file, address: address, report: report, request: request, response: response)
         case .missing:
             var error = HTTPError.notFound
             error.headers += report.headers

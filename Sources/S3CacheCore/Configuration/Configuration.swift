@@ -50,6 +50,20 @@ public struct Configuration: Sendable, Equatable {
     /// compressed); a fill that does not fit streams through uncached. The
     /// worker's memory stays within MAX_CACHE_SIZE + FILL_BUDGET + a constant.
     public var fillBudget: Int64
+    /// The file tier's directory (`CACHE_DIR`, default `/var/cache/s3cache`, which systemd's
+    /// `CacheDirectory=` creates; empty turns the tier off). Objects of at least `fileMinSize`
+    /// live there as files that nginx sends itself; the shipped snippet's `alias` must name
+    /// `CACHE_DIR/objects/`.
+    public var cacheDirectory: String
+    /// Bytes the file tier may hold on disk (`CACHE_DIR_SIZE`, MB unless a unit is given,
+    /// default 1024; 0 turns the tier off).
+    public var cacheDirectorySize: Int64
+    /// Bytes per slice: large objects are fetched from S3 and stored in slices of this size
+    /// (`SLICE_SIZE`, default 1M, from 64K to 64M).
+    public var sliceSize: Int64
+    /// Smallest object kept in the file tier rather than in memory (`FILE_MIN_SIZE`, default
+    /// 128K). Compressible objects up to `MAX_OBJECT_SIZE` stay in memory, stored gzipped.
+    public var fileMinSize: Int64
     /// Seconds a 404 from S3 is remembered (`NEGATIVE_TTL`, default 10).
     public var negativeTTL: Double
     /// Seconds past expiry an entry is kept for revalidation and served if S3 fails (`STALE_IF_ERROR`, default 3600).
@@ -166,6 +180,10 @@ public struct Configuration: Sendable, Equatable {
                 variable: "MAX_OBJECT_SIZE", value: env.raw("MAX_OBJECT_SIZE") ?? String(objectSize),
                 reason: "cannot exceed half of MAX_CACHE_SIZE (\(cacheSize / 2) bytes)")
         }
+        let cacheDirectory = env.string("CACHE_DIR", default: "/var/cache/s3cache")
+        guard cacheDirectory.isEmpty || (cacheDirectory.hasPrefix("/") && !cacheDirectory.split(separator: "/").contains("..")) else {
+            throw ConfigurationError(variable: "CACHE_DIR", value: cacheDirectory, reason: "expected an absolute path without ..")
+        }
         let fillBudget = try env.size("FILL_BUDGET", default: max(2 * objectSize, cacheSize / 4), in: 0...(1 << 46))!
         let uploadSize = try env.size("MAX_UPLOAD_SIZE", default: 5 << 30, in: 1...(5 << 40))!
         let inflatedSize = try env.size("MAX_INFLATED_SIZE", default: min(64 << 20, uploadSize), in: 1...uploadSize)!
@@ -224,6 +242,10 @@ public struct Configuration: Sendable, Equatable {
             cleanupInterval: try env.seconds("CLEANUP_INTERVAL", default: 60, in: 1...86_400),
             maxObjectSize: objectSize,
             fillBudget: fillBudget,
+            cacheDirectory: cacheDirectory,
+            cacheDirectorySize: try env.size("CACHE_DIR_SIZE", default: 1 << 30, in: 0...(1 << 50))!,
+            sliceSize: try env.size("SLICE_SIZE", default: 1 << 20, in: (64 << 10)...(64 << 20))!,
+            fileMinSize: try env.size("FILE_MIN_SIZE", default: 128 << 10, in: 1...(1 << 46))!,
             negativeTTL: try env.seconds("NEGATIVE_TTL", default: 10, in: 0...86_400),
             staleIfError: try env.seconds("STALE_IF_ERROR", default: 3600, in: 0...(86_400 * 30)),
             cachePolicy: policy,

@@ -37,6 +37,10 @@ public final class LiveConfiguration: Sendable {
             keep(\.maxObjectSize, "MAX_OBJECT_SIZE")
             keep(\.fillBudget, "FILL_BUDGET")
             keep(\.cachePolicy, "CACHE_POLICY")
+            keep(\.cacheDirectory, "CACHE_DIR")
+            keep(\.cacheDirectorySize, "CACHE_DIR_SIZE")
+            keep(\.sliceSize, "SLICE_SIZE")
+            keep(\.fileMinSize, "FILE_MIN_SIZE")
             keep(\.backendConcurrency, "BACKEND_CONCURRENCY")
             keep(\.uploadConcurrency, "UPLOAD_CONCURRENCY")
             current = effective

@@ -65,6 +65,12 @@ final class ResponseWriter {
         try exchange.write(head)
     }
 
+    /// The head just sent handed the body to nginx (`X-Accel-Redirect`): it sends `bytes`.
+    func redirected(bytes: Int) {
+        bodyBytesSent = Int64(bytes)
+        isComplete = true
+    }
+
     func sendBody(_ bytes: UnsafeRawBufferPointer) throws {
         guard !isHead, bytes.count > 0 else { return }
         try exchange.write(bytes)

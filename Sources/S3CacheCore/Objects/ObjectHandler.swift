@@ -1,4 +1,5 @@
 import FastCGI
+import Platform
 import ObjectCache
 import S3Client
 
@@ -23,7 +24,8 @@ final class ObjectHandler {
 
     init(
         store: any ObjectStore, limits: UploadLimits, gate: BackendGate, uploadGate: BackendGate, cache: ObjectCache?,
-        fillBudget: FillBudget, followerWaits: FollowerWaits
+        fillBudget: FillBudget, followerWaits: FollowerWaits, fileMinSize: Int = .max,
+        reportFileFailure: @escaping (SystemError) -> Void = { _ in }
     ) {
         self.store = store
         self.limits = limits
@@ -31,7 +33,9 @@ final class ObjectHandler {
         self.uploadGate = uploadGate
         self.cache = cache
         self.cachedReads = cache.map {
-            CachedReads(cache: $0, store: store, gate: gate, fillBudget: fillBudget, waits: followerWaits)
+            CachedReads(
+                cache: $0, store: store, gate: gate, fillBudget: fillBudget, waits: followerWaits, fileMinSize: fileMinSize,
+                reportFileFailure: reportFileFailure)
         }
     }
 

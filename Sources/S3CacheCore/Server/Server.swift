@@ -56,7 +56,12 @@ public enum Server {
         if let cache = shared.cache {
             try startCleanup(cache, every: configuration.cleanupInterval, logger: logger)
         }
-        logger.info("started", metadata: startupMetadata(configuration, listen: listen))
+        logger.info("started", metadata: startupMetadata(configuration, listen: listen, files: shared.cache?.files))
+        if let error = shared.fileTierError {
+            logger.error(
+                "file tier off: CACHE_DIR cannot be used; large objects stream from S3",
+                metadata: ["cache_dir": .string(configuration.cacheDirectory), "error": .string(error.description)])
+        }
         notifier.notify("READY=1\nSTATUS=\(status(shared, pool: pool))\nMAINPID=\(getpid())")
 
         let tick = min(statusInterval, notifier.watchdogInterval ?? statusInterval)
@@ -153,8 +158,8 @@ public enum Server {
             + "\(ratio)% hits, \(inFlight)"
     }
 
-    private static func startupMetadata(_ configuration: Configuration, listen: ListenSocket) -> Logger.Metadata {
-        [
+    private static func startupMetadata(_ configuration: Configuration, listen: ListenSocket, files: FileTier?) -> Logger.Metadata {
+        var metadata: Logger.Metadata = [
             "version": .string(S3CacheVersion.current),
             "listen": .string(listen.origin),
             "threads": .stringConvertible(configuration.threads),
@@ -169,5 +174,11 @@ public enum Server {
             "backend_concurrency": .stringConvertible(configuration.backendConcurrency),
             "upload_concurrency": .stringConvertible(configuration.uploadConcurrency),
         ]
+        if let files {
+            metadata["cache_dir"] = .string(configuration.cacheDirectory)
+            metadata["cache_dir_bytes"] = .stringConvertible(files.capacity)
+            metadata["cache_dir_restored"] = .stringConvertible(files.statistics.restoredEntries.load(ordering: .relaxed))
+        }
+        return metadata
     }
 }

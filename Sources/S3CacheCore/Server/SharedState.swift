@@ -1,6 +1,7 @@
 public import ObjectCache
 public import Prometheus
 import Synchronization
+public import Platform
 
 /// What every worker thread shares: the configuration in force, the cache, the bound on
 /// requests waiting for S3, the metrics and the readiness result.
@@ -18,6 +19,8 @@ public final class SharedState: Sendable {
     let readiness: Readiness
     /// The least severe level logged, access log included; a reload changes it.
     public let logLevel: LogLevelSetting
+    /// Why the file tier is off although `CACHE_DIR` names one (logged at start).
+    public let fileTierError: SystemError?
 
     public init(
         configuration: Configuration, logLevel: LogLevelSetting? = nil, clock: any CacheClock = MonotonicClock(),
@@ -25,7 +28,19 @@ public final class SharedState: Sendable {
     ) {
         live = LiveConfiguration(configuration)
         self.logLevel = logLevel ?? LogLevelSetting(configuration.logLevel)
-        cache = configuration.maxCacheSize > 0 ? ObjectCache(settings: configuration.cacheSettings, clock: clock) : nil
+        var files: FileTier?
+        var fileTierError: SystemError?
+        if configuration.maxCacheSize > 0, !configuration.cacheDirectory.isEmpty, configuration.cacheDirectorySize > 0 {
+            do {
+                files = try FileTier(
+                    directory: configuration.cacheDirectory, capacity: Int(configuration.cacheDirectorySize),
+                    sliceSize: Int(configuration.sliceSize))
+            } catch {
+                fileTierError = error
+            }
+        }
+        self.fileTierError = fileTierError
+        cache = configuration.maxCacheSize > 0 ? ObjectCache(settings: configuration.cacheSettings, clock: clock, files: files) : nil
         gate = BackendGate(limit: configuration.backendConcurrency)
         uploadGate = BackendGate(limit: configuration.uploadConcurrency)
         fillBudget = FillBudget(limit: Int(configuration.fillBudget))

@@ -1,0 +1,470 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import Platform
+public import Synchronization
+
+/// Large objects as files in a directory that nginx sends itself, bounded in bytes, evicted by
+/// S3-FIFO like the heap tier, and kept across restarts.
+///
+/// Layout under `root` (`CACHE_DIR/objects`): `xx/<hash>-<id>`, the data file (the object's
+/// bytes at their offsets, as long as the object, sparse until every slice is in), and beside
+/// it `…-<id>.meta`, its record (`FileRecord`). Names are never reused: a new version of an
+/// object gets a new id, so a name nginx was told to send always holds the bytes it was told
+/// about. The record is the commit point: it is written to a temporary name and renamed, and
+/// only slices it lists as present are ever served, after a restart too.
+public final class FileTier: Sendable {
+    /// `CACHE_DIR/objects`: everything here is the tier's own, and anything it did not write is
+    /// removed at start.
+    public let root: String
+    /// Bytes the directory may hold (`CACHE_DIR_SIZE`).
+    public let capacity: Int
+    public let sliceSize: Int
+    public let statistics = FileTierStatistics()
+    private let state: Mutex<TierState>
+    /// True while writes fail (a full disk): the failure is logged once per episode.
+    private let failing = Atomic<Bool>(false)
+
+    struct TierState {
+        var policy: S3FIFOPolicy<CacheKey, FileBody>
+        var nextID: UInt64
+        /// Bytes charged per body: its record, its inodes, and the slices it holds or is filling.
+        var charged: [UInt64: Int] = [:]
+    }
+
+    /// Charged for each body beyond its slices: the record file and two inodes.
+    static let overhead = 8192
+
+    /// Opens the tier in `directory/objects` (created if missing) and rebuilds its index from
+    /// the records found there; partial, corrupt and foreign files are removed.
+    public init(directory: String, capacity: Int, sliceSize: Int) throws(SystemError) {
+        precondition(sliceSize > 0 && capacity > 0)
+        root = directory.hasSuffix("/") ? directory + "objects" : directory + "/objects"
+        self.capacity = capacity
+        self.sliceSize = sliceSize
+        try FileSystem.makeDirectory(directory)
+        try FileSystem.makeDirectory(root)
+        let loaded = Self.load(root: root)
+        var tier = TierState(policy: S3FIFOPolicy(capacity: capacity), nextID: (loaded.map(\.id).max() ?? 0) &+ 1)
+        var dropped: [FileBody] = []
+        for body in loaded {
+            let cost = Self.overhead + body.storedBytes
+            tier.charged[body.id] = cost
+            for (_, evicted) in tier.policy.insert(body.key, value: body, cost: cost) {
+                tier.charged[evicted.id] = nil
+                dropped.append(evicted)
+            }
+        }
+        state = Mutex(tier)
+        for body in dropped { Self.delete(body) }
+        statistics.restoredEntries.store(loaded.count - dropped.count, ordering: .relaxed)
+    }
+
+    /// Whole blocks of a file part of `bytes` (what it occupies on disk).
+    static func blocks(_ bytes: Int) -> Int { (bytes + 4095) & ~4095 }
+
+    // MARK: Entries
+
+    /// The live body for `key`, counting an access for eviction.
+    public func body(for key: CacheKey) -> FileBody? {
+        state.withLock { $0.policy.get(key) }
+    }
+
+    /// A new, empty body for `key` (a data file of `length` bytes and its record), replacing any
+    /// older one; nil when it cannot be stored (larger than the tier, or the disk refuses).
+    func create(key: CacheKey, length: Int, metadata: ObjectMetadata, modified: Int?, timing: WallTiming) -> FileBody? {
+        guard length > 0, length <= capacity - Self.overhead else { return nil }
+        let id: UInt64 = state.withLock { state in
+            defer { state.nextID &+= 1 }
+            return state.nextID
+        }
+        let hash = Self.hash(key)
+        let directory = String(hash.prefix(2))
+        let name = "\(directory)/\(hash)-\(String(id, radix: 16))"
+        let body = FileBody(
+            key: key, id: id, length: length, sliceSize: sliceSize, name: name, path: root + "/" + name, metadata: metadata,
+            timing: timing, modified: modified)
+        do {
+            try FileSystem.makeDirectory(root + "/" + directory)
+            let fd = try FileSystem.open(body.path, write: true, create: true)
+            defer { FileSystem.close(fd) }
+            try FileSystem.truncate(fd, length: length)
+            try writeRecord(body.record(), for: body)
+        } catch {
+            Self.delete(body)
+            noteFailure(error)
+            return nil
+        }
+        let displaced: [FileBody] = state.withLock { state in
+            state.charged[id] = Self.overhead
+            return admit(&state, body, cost: Self.overhead)
+        }
+        retire(displaced)
+        guard body.isLive else { return nil }
+        statistics.entriesCreated.add(1, ordering: .relaxed)
+        return body
+    }
+
+    /// Removes `key`'s body (a write or a purge went through): nothing of it is served or stored
+    /// after this returns.
+    @discardableResult
+    func remove(_ key: CacheKey) -> Bool {
+        let body: FileBody? = state.withLock { state in
+            guard let body = state.policy.remove(key) else { return nil }
+            state.charged[body.id] = nil
+            return body
+        }
+        guard let body else { return false }
+        retire([body])
+        return true
+    }
+
+    /// Removes a body that is no longer the right one (expired beyond revalidation, or S3
+    /// said it changed), unless the key has a newer one by now.
+    public func remove(_ body: FileBody) {
+        let removed: Bool = state.withLock { state in
+            guard state.policy.peek(body.key) === body else { return false }
+            state.policy.remove(body.key)
+            state.charged[body.id] = nil
+            return true
+        }
+        if removed { retire([body]) }
+        body.retire()
+    }
+
+    /// Every body whose key starts with `prefix` (compared as bytes).
+    func bodies(withPrefix prefix: String) -> [FileBody] {
+        state.withLock { state in state.policy.entries().compactMap { $0.key.hasPrefix(prefix) ? $0.value : nil } }
+    }
+
+    /// Writes the body's metadata and timing to its record (after a fill or revalidation).
+    func update(_ body: FileBody, metadata: ObjectMetadata, timing: WallTiming) {
+        guard body.metadata != metadata || body.timing != timing else { return }
+        body.update(metadata: metadata, timing: timing)
+        guard body.isLive else { return }
+        do {
+            try writeRecord(body.record(), for: body)
+        } catch {
+            noteFailure(error)
+        }
+    }
+
+    /// Entries, and bytes charged to the bound.
+    public func usage() -> (entries: Int, bytes: Int) {
+        state.withLock { state in (state.policy.count, state.charged.values.reduce(0, +)) }
+    }
+
+    // MARK: Slices
+
+    /// What a request should do about slice `index` of `body`.
+    public enum Claim {
+        /// On disk: read it.
+        case present
+        /// This request fetches it, writing through `fill`.
+        case fill(SliceFill)
+        /// Another request is fetching it: wait on the flight, then ask again.
+        case wait(Flight)
+        /// It cannot be stored (the body left the tier, no room): fetch it without storing.
+        case uncached
+    }
+
+    public func claim(_ body: FileBody, slice index: Int) -> Claim {
+        switch body.claim(index) {
+        case .present: return .present
+        case let .wait(flight): return .wait(flight)
+        case .gone: return .uncached
+        case let .fill(flight):
+            let bytes = Self.blocks(body.bounds(ofSlice: index).count)
+            guard reserve(bytes, for: body) else {
+                _ = body.finish(index, flight: flight, complete: false)
+                return .uncached
+            }
+            return .fill(SliceFill(tier: self, body: body, index: index, flight: flight, reserved: bytes))
+        }
+    }
+
+    /// Charges `bytes` more to `body`, evicting others to make room; false when the body is no
+    /// longer held (or was itself displaced).
+    private func reserve(_ bytes: Int, for body: FileBody) -> Bool {
+        let displaced: [FileBody]? = state.withLock { state in
+            guard state.policy.peek(body.key) === body, let charged = state.charged[body.id] else { return nil }
+            state.charged[body.id] = charged + bytes
+            return admit(&state, body, cost: charged + bytes)
+        }
+        guard let displaced else { return false }
+        retire(displaced)
+        return body.isLive
+    }
+
+    /// Gives back what a fill reserved and did not store.
+    func release(_ bytes: Int, for body: FileBody) {
+        state.withLock { state in
+            guard let charged = state.charged[body.id], state.policy.peek(body.key) === body else { return }
+            state.charged[body.id] = charged - bytes
+            _ = admit(&state, body, cost: charged - bytes)
+        }
+    }
+
+    /// (Re)inserts `body` with `cost`; returns the bodies evicted for it (itself among them when
+    /// it could not stay).
+    private func admit(_ state: inout TierState, _ body: FileBody, cost: Int) -> [FileBody] {
+        let evicted = state.policy.insert(body.key, value: body, cost: cost)
+        var displaced: [FileBody] = []
+        for (_, other) in evicted where other !== body {
+            state.charged[other.id] = nil
+            displaced.append(other)
+        }
+        if state.policy.peek(body.key) !== body {
+            state.charged[body.id] = nil
+            displaced.append(body)
+        }
+        return displaced
+    }
+
+    private func retire(_ bodies: [FileBody]) {
+        for body in bodies {
+            body.retire()
+            Self.delete(body)
+            statistics.evictions.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// Ends a slice fill: with every byte written, the data is flushed, the file's time set to
+    /// the object's (nginx checks `If-Unmodified-Since` against it), and the record rewritten.
+    func commit(_ fill: SliceFill, fd: Int32) -> Bool {
+        let body = fill.body
+        do {
+            try FileSystem.syncData(fd)
+            if let modified = body.modified { try FileSystem.setModificationTime(fd, seconds: modified) }
+        } catch {
+            noteFailure(error)
+            _ = body.finish(fill.index, flight: fill.flight, complete: false)
+            release(fill.reserved, for: body)
+            return false
+        }
+        guard let record = body.finish(fill.index, flight: fill.flight, complete: true) else {
+            release(fill.reserved, for: body)
+            return false
+        }
+        do {
+            try writeRecord(record, for: body)
+        } catch {
+            noteFailure(error)
+            remove(body)
+            return false
+        }
+        failing.store(false, ordering: .relaxed)
+        statistics.slicesFilled.add(1, ordering: .relaxed)
+        return true
+    }
+
+    // MARK: Failures
+
+    /// Counts a failed file operation; true when it starts an episode (the first failure after a
+    /// success), which the caller logs.
+    @discardableResult
+    func noteFailure(_ error: SystemError) -> Bool {
+        statistics.ioErrors.add(1, ordering: .relaxed)
+        let first = !failing.exchange(true, ordering: .relaxed)
+        if first { statistics.lastError.withLock { $0 = error } }
+        return first
+    }
+
+    /// The error that started the current episode of failures, once: the caller logs it.
+    public func takeEpisodeStart() -> SystemError? {
+        statistics.lastError.withLock { error in
+            defer { error = nil }
+            return error
+        }
+    }
+
+    // MARK: Files
+
+    private func writeRecord(_ record: FileRecord, for body: FileBody) throws(SystemError) {
+        try FileSystem.replaceContents(of: body.path + ".meta", with: record.encoded(), temporary: body.path + ".meta.tmp")
+    }
+
+    static func delete(_ body: FileBody) {
+        FileSystem.remove(body.path + ".meta")
+        FileSystem.remove(body.path)
+        FileSystem.remove(body.path + ".meta.tmp")
+    }
+
+    /// A key's 16 hex digits of FNV-1a over its bytes: spreads names over 256 directories. The
+    /// key itself is in the record, so collisions only share a directory.
+    static func hash(_ key: CacheKey) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in key.text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        let digits = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    /// Reads every record under `root`, keeps the bodies whose record and data file agree, and
+    /// removes everything else the tier may have left: temporary files, data without a record,
+    /// records without data, torn or foreign files, older versions of a key.
+    static func load(root: String) -> [FileBody] {
+        var bodies: [CacheKey: FileBody] = [:]
+        let directories = (try? FileSystem.entries(of: root)) ?? []
+        for directory in directories {
+            let path = root + "/" + directory
+            guard directory.utf8.count == 2, directory.utf8.allSatisfy(isHexDigit), FileSystem.isDirectory(path) else {
+                removeTree(path)
+                continue
+            }
+            let names = (try? FileSystem.entries(of: path)) ?? []
+            var kept: Set<String> = []
+            for name in names where name.hasSuffix(".meta") {
+                let dataName = String(name.dropLast(5))
+                guard let body = loadBody(root: root, directory: directory, dataName: dataName) else { continue }
+                if let other = bodies[body.key] {
+                    // Two versions of one key (a crash between creating one and deleting the
+                    // other): the newer id wins.
+                    guard body.id > other.id else { continue }
+                    kept.remove(other.name.split(separator: "/").last.map(String.init) ?? "")
+                }
+                bodies[body.key] = body
+                kept.insert(dataName)
+            }
+            for name in names {
+                let base = name.hasSuffix(".meta") ? String(name.dropLast(5)) : name
+                if !kept.contains(base) { removeTree(path + "/" + name) }
+            }
+        }
+        return Array(bodies.values)
+    }
+
+    private static func loadBody(root: String, directory: String, dataName: String) -> FileBody? {
+        let path = root + "/" + directory + "/" + dataName
+        guard let parts = Optional(dataName.split(separator: "-")), parts.count == 2, parts[0].utf8.count == 16,
+              parts[0].hasPrefix(directory), let id = UInt64(parts[1], radix: 16),
+              let bytes = readSmallFile(path + ".meta"), let record = FileRecord.decode(bytes),
+              record.id == id, hash(record.key) == parts[0]
+        else { return nil }
+        guard let fd = try? FileSystem.open(path, write: false) else { return nil }
+        defer { FileSystem.close(fd) }
+        guard (try? FileSystem.size(fd)) == record.length else { return nil }
+        let modified = try? FileSystem.modificationTime(fd)
+        return FileBody(
+            key: record.key, id: id, length: record.length, sliceSize: record.sliceSize, name: directory + "/" + dataName,
+            path: path, metadata: record.metadata,
+            timing: WallTiming(freshUntil: record.freshUntil, revalidatingUntil: record.revalidatingUntil, keepUntil: record.keepUntil),
+            modified: modified, present: record.present)
+    }
+
+    private static func readSmallFile(_ path: String) -> [UInt8]? {
+        guard let fd = try? FileSystem.open(path, write: false) else { return nil }
+        defer { FileSystem.close(fd) }
+        guard let size = try? FileSystem.size(fd), size > 0, size <= FileRecord.maximumSize else { return nil }
+        var bytes = [UInt8](repeating: 0, count: size)
+        let count = bytes.withUnsafeMutableBytes { (try? FileSystem.read(into: $0, from: fd, at: 0)) ?? -1 }
+        return count == size ? bytes : nil
+    }
+
+    /// Removes a file, or a directory and everything in it.
+    private static func removeTree(_ path: String) {
+        if FileSystem.isDirectory(path) {
+            for name in (try? FileSystem.entries(of: path)) ?? [] { removeTree(path + "/" + name) }
+            _ = rmdir(path)
+        } else {
+            FileSystem.remove(path)
+        }
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+    }
+}
+
+/// One request's fill of one slice: the bytes go to the data file at their offset, and the slice
+/// becomes present only when all of them are there (`finish`).
+public final class SliceFill {
+    let tier: FileTier
+    public let body: FileBody
+    public let index: Int
+    let flight: Flight
+    let reserved: Int
+    private var fd: Int32 = -1
+    private var written = 0
+    private var failed = false
+    private var ended = false
+
+    init(tier: FileTier, body: FileBody, index: Int, flight: Flight, reserved: Int) {
+        self.tier = tier
+        self.body = body
+        self.index = index
+        self.flight = flight
+        self.reserved = reserved
+    }
+
+    deinit {
+        end(complete: false)
+    }
+
+    /// Offset and length of the slice in the object.
+    public var bounds: Range<Int> { body.bounds(ofSlice: index) }
+
+    /// Bytes still to come.
+    public var remaining: Int { bounds.count - written }
+
+    /// Stores the next bytes of the slice (at most `remaining`). A failed write stops storing
+    /// (the caller keeps streaming); the first failure of an episode is returned for the log.
+    @discardableResult
+    public func write(_ bytes: UnsafeRawBufferPointer) -> SystemError? {
+        flight.recordProgress()
+        guard !failed, !ended else { return nil }
+        do {
+            if fd < 0 { fd = try FileSystem.open(body.path, write: true) }
+            try FileSystem.write(UnsafeRawBufferPointer(rebasing: bytes.prefix(remaining)), to: fd, at: bounds.lowerBound + written)
+            written += min(bytes.count, remaining)
+            return nil
+        } catch {
+            failed = true
+            return tier.noteFailure(error) ? error : nil
+        }
+    }
+
+    /// Ends the fill: the slice is present if every byte was written. Waiters are released either way.
+    @discardableResult
+    public func finish() -> Bool {
+        end(complete: !failed && written == bounds.count)
+    }
+
+    @discardableResult
+    private func end(complete: Bool) -> Bool {
+        guard !ended else { return false }
+        ended = true
+        defer {
+            if fd >= 0 { FileSystem.close(fd) }
+            fd = -1
+        }
+        if complete, fd >= 0 { return tier.commit(self, fd: fd) }
+        _ = body.finish(index, flight: flight, complete: false)
+        tier.release(reserved, for: body)
+        return false
+    }
+}
+
+/// What the file tier did, for `/stats` and `/metrics`.
+public final class FileTierStatistics: Sendable {
+    public let hits = Atomic<Int>(0)
+    public let misses = Atomic<Int>(0)
+    public let evictions = Atomic<Int>(0)
+    public let entriesCreated = Atomic<Int>(0)
+    public let restoredEntries = Atomic<Int>(0)
+    public let slicesFilled = Atomic<Int>(0)
+    /// Bytes received from S3 for the tier (slice fetches and first downloads).
+    public let bytesFetched = Atomic<Int>(0)
+    /// Bytes nginx was told to send from files (X-Accel-Redirect).
+    public let bytesRedirected = Atomic<Int>(0)
+    /// Bytes the worker read from files and sent itself.
+    public let bytesStreamed = Atomic<Int>(0)
+    /// Answers handed to nginx.
+    public let redirects = Atomic<Int>(0)
+    public let ioErrors = Atomic<Int>(0)
+    fileprivate let lastError = Mutex<SystemError?>(nil)
+
+    init() {}
+}

@@ -1,0 +1,240 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FastCGI
+import ObjectCache
+import Platform
+import S3Client
+
+/// Answers about objects in the file tier. The worker decides everything (conditionals,
+/// `If-Range`, the range, the headers); then nginx sends the bytes from the file itself
+/// (`X-Accel-Redirect` to the internal locations of `s3cache-locations.conf`) when every slice
+/// they need is on disk. Otherwise the worker streams them, reading the slices it has and
+/// fetching the others from S3, `Range` plus `If-Match` each, one fetch per slice however many
+/// requests want it.
+final class FileReads {
+    private let cache: ObjectCache
+    private let files: FileTier
+    private let store: any ObjectStore
+    private let gate: BackendGate
+    private let waits: FollowerWaits
+    /// Told the first failure of each episode of file errors (a full disk): it logs it.
+    private let reportFailure: (SystemError) -> Void
+
+    /// Where the internal locations are: `…/whole/<name>` sends the file as a 200,
+    /// `…/range/<name>` lets nginx cut the one range the worker decided on.
+    static let redirectPrefix = "/_s3cache_files/"
+    /// Bytes read from a file per write to nginx when the worker streams it.
+    private static let readChunk = 256 << 10
+
+    init(
+        cache: ObjectCache, files: FileTier, store: any ObjectStore, gate: BackendGate, waits: FollowerWaits,
+        reportFailure: @escaping (SystemError) -> Void
+    ) {
+        self.cache = cache
+        self.files = files
+        self.store = store
+        self.gate = gate
+        self.waits = waits
+        self.reportFailure = reportFailure
+    }
+
+    /// S3 answered a slice fetch for another version than the body's: the object changed.
+    struct ObjectChanged: Error {}
+
+    /// The answer to `request` from `file`.
+    func send(_ file: CachedFile, address: ObjectAddress, report: CacheReport, request: ReadRequest, response: ResponseWriter) throws {
+        let metadata = file.metadata
+        let body = file.body
+        if request.hasPreconditions {
+            switch request.evaluate(etags: [metadata.etag], lastModified: metadata.lastModified) {
+            case .notModified:
+                try response.sendHead(
+                    status: 304, headers: [("ETag", metadata.etag)] + CachedResponder.commonHeaders(metadata, isCompressed: false) + report.headers)
+                return
+            case .failed:
+                var error = HTTPError(status: 412, code: "precondition_failed", message: "precondition failed")
+                error.headers += report.headers
+                try response.sendError(error)
+                return
+            case .proceed:
+                break
+            }
+        }
+        let length = body.length
+        let whole = CachedResponder.wholeHeaders(metadata, originalLength: length, gzipLength: nil, sendsGzip: false)
+        switch request.byteRange(length: length, strongETag: metadata.etag, lastModified: metadata.lastModified) {
+        case .unsatisfiable:
+            var error = HTTPError(status: 416, code: "range_not_satisfiable", message: "the requested range is not satisfiable")
+            error.headers += [("Content-Range", "bytes */\(length)")] + report.headers
+            try response.sendError(error)
+        case let .partial(start, end):
+            if try redirect(body, from: start, through: end, partial: true, headers: whole + report.headers, request: request, response: response) {
+                return
+            }
+            try response.sendHead(
+                status: 206,
+                headers: [
+                    ("Content-Type", metadata.contentType), ("Content-Length", String(end - start + 1)),
+                    ("Content-Range", "bytes \(start)-\(end)/\(length)"), ("ETag", metadata.etag), ("Accept-Ranges", "bytes"),
+                ] + CachedResponder.commonHeaders(metadata, isCompressed: false) + report.headers)
+            try stream(body, address: address, from: start, through: end, response: response)
+        case .whole:
+            if try redirect(body, from: 0, through: length - 1, partial: false, headers: whole + report.headers, request: request, response: response) {
+                return
+            }
+            try response.sendHead(status: 200, headers: whole + report.headers)
+            try stream(body, address: address, from: 0, through: length - 1, response: response)
+        }
+    }
+
+    /// Hands the answer to nginx when the bytes are all on disk and nginx would answer exactly
+    /// as the worker decided; false when the worker must stream it.
+    ///
+    /// nginx re-checks `If-Match` against the file before anything else, and with no ETag of
+    /// its own refuses every one (412), so those requests are streamed; `If-Unmodified-Since`
+    /// it checks against the file's time, which is S3's `Last-Modified` where S3 sent one.
+    private func redirect(
+        _ body: FileBody, from start: Int, through end: Int, partial: Bool, headers: [(name: String, value: String)],
+        request: ReadRequest, response: ResponseWriter
+    ) throws -> Bool {
+        guard !response.isHead else {
+            try response.sendHead(status: partial ? 206 : 200, headers: partialHeaders(headers, partial: partial, start, end, body.length))
+            return true
+        }
+        if let ifMatch = request.ifMatch, ifMatch.trimmingWhitespace() != "*" { return false }
+        if request.ifUnmodifiedSince != nil, body.modified == nil { return false }
+        guard body.isPresent(from: start, through: end) else { return false }
+        let location = Self.redirectPrefix + (partial ? "range/" : "whole/") + body.name
+        try response.sendHead(status: 200, headers: headers + [("X-Accel-Redirect", location)])
+        response.redirected(bytes: end - start + 1)
+        files.statistics.redirects.add(1, ordering: .relaxed)
+        files.statistics.bytesRedirected.add(end - start + 1, ordering: .relaxed)
+        return true
+    }
+
+    /// A HEAD answer's headers: a 206's describe the range.
+    private func partialHeaders(
+        _ whole: [(name: String, value: String)], partial: Bool, _ start: Int, _ end: Int, _ length: Int
+    ) -> [(name: String, value: String)] {
+        guard partial else { return whole }
+        return whole.map { $0.name == "Content-Length" ? ($0.name, String(end - start + 1)) : $0 }
+            + [("Content-Range", "bytes \(start)-\(end)/\(length)")]
+    }
+
+    /// Bytes `start...end` of `body`, slice by slice: read from the file where they are on
+    /// disk, fetched from S3 (and stored) where they are not.
+    func stream(_ body: FileBody, address: ObjectAddress, from start: Int, through end: Int, response: ResponseWriter) throws {
+        for index in body.slices(from: start, through: end) {
+            let slice = body.bounds(ofSlice: index)
+            let wanted = max(start, slice.lowerBound)...min(end, slice.upperBound - 1)
+            try sendSlice(body, index: index, wanted: wanted, address: address, response: response)
+        }
+    }
+
+    private func sendSlice(
+        _ body: FileBody, index: Int, wanted: ClosedRange<Int>, address: ObjectAddress, response: ResponseWriter
+    ) throws {
+        for _ in 0..<4 {
+            switch files.claim(body, slice: index) {
+            case .present:
+                if try read(body, wanted, response: response) { return }
+                return try fetch(body, index: index, fill: nil, wanted: wanted, address: address, response: response)
+            case let .fill(fill):
+                return try fetch(body, index: index, fill: fill, wanted: wanted, address: address, response: response)
+            case .uncached:
+                return try fetch(body, index: index, fill: nil, wanted: wanted, address: address, response: response)
+            case let .wait(flight):
+                switch WorkerPool.blocking({ flight.wait(stallLimit: waits.stallLimit, atMost: waits.longest) }) {
+                case .finished: continue
+                case .stalled, .tooLong:
+                    return try fetch(body, index: index, fill: nil, wanted: wanted, address: address, response: response)
+                }
+            }
+        }
+        try fetch(body, index: index, fill: nil, wanted: wanted, address: address, response: response)
+    }
+
+    /// Sends `wanted` from the data file; false when the file is gone (evicted meanwhile).
+    private func read(_ body: FileBody, _ wanted: ClosedRange<Int>, response: ResponseWriter) throws -> Bool {
+        guard let fd = try? FileSystem.open(body.path, write: false) else { return false }
+        defer { FileSystem.close(fd) }
+        var buffer = [UInt8](repeating: 0, count: min(Self.readChunk, wanted.count))
+        var position = wanted.lowerBound
+        while position <= wanted.upperBound {
+            let count = min(buffer.count, wanted.upperBound - position + 1)
+            let read = try buffer.withUnsafeMutableBytes { raw in
+                try FileSystem.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[..<count]), from: fd, at: position)
+            }
+            guard read == count else {
+                // Shorter than the record said: never send what is not there.
+                throw SystemError("pread(\(body.name)): file shorter than its record", errno: EIO)
+            }
+            try buffer.withUnsafeBytes { try response.sendBody(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+            position += count
+        }
+        files.statistics.bytesStreamed.add(wanted.count, ordering: .relaxed)
+        return true
+    }
+
+    /// Fetches slice `index` from S3, pinned to the body's version (`If-Match`), storing it
+    /// through `fill` when given and sending the `wanted` part of it as it arrives.
+    private func fetch(
+        _ body: FileBody, index: Int, fill: SliceFill?, wanted: ClosedRange<Int>, address: ObjectAddress, response: ResponseWriter
+    ) throws {
+        let slice = body.bounds(ofSlice: index)
+        let etag = body.metadata.etag
+        guard gate.tryAcquire() else { throw HTTPError.backendBusy }
+        defer { gate.release() }
+        var position = slice.lowerBound
+        var clientGone = false
+        do {
+            _ = try WorkerPool.blocking {
+                try store.getObject(
+                    bucket: address.bucket, key: address.key,
+                    headers: [("Range", "bytes=\(slice.lowerBound)-\(slice.upperBound - 1)"), ("If-Match", etag)],
+                    onHead: { head in
+                        guard Self.isSlice(head, slice, of: body.length, etag: etag) else { throw ObjectChanged() }
+                    },
+                    onBody: { chunk in
+                        guard position + chunk.count <= slice.upperBound else { throw ObjectChanged() }
+                        if let fill, let failure = fill.write(chunk) { reportFailure(failure) }
+                        files.statistics.bytesFetched.add(chunk.count, ordering: .relaxed)
+                        let low = max(wanted.lowerBound, position), high = min(wanted.upperBound + 1, position + chunk.count)
+                        if low < high, !clientGone {
+                            do {
+                                try response.sendBody(UnsafeRawBufferPointer(rebasing: chunk[(low - position)..<(high - position)]))
+                            } catch {
+                                // The slice is still worth finishing for the next reader.
+                                clientGone = true
+                                if fill == nil { throw error }
+                            }
+                        }
+                        position += chunk.count
+                    })
+            }
+        } catch let error as S3Error where error.status == 412 {
+            cache.invalidate(body.key, body: body)
+            throw ObjectChanged()
+        } catch is ObjectChanged {
+            cache.invalidate(body.key, body: body)
+            throw ObjectChanged()
+        }
+        guard position == slice.upperBound else { throw ObjectChanged() }
+        fill?.finish()
+        if clientGone { throw ClientWentAway() }
+    }
+
+    struct ClientWentAway: Error {}
+
+    /// Whether S3's answer is exactly the slice asked for, of the version asked for.
+    private static func isSlice(_ head: S3ResponseHead, _ slice: Range<Int>, of length: Int, etag: String) -> Bool {
+        if let tag = head.header("ETag"), tag != etag { return false }
+        if head.status == 206 {
+            return head.header("Content-Range")?.trimmingWhitespace() == "bytes \(slice.lowerBound)-\(slice.upperBound - 1)/\(length)"
+        }
+        // A server that ignores Range answers with the whole object: usable only when that is the slice.
+        return head.status == 200 && slice.lowerBound == 0 && slice.upperBound == length
+            && head.header("Content-Length").flatMap(Int.init) == length
+    }
+}
