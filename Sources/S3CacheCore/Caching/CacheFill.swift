@@ -82,7 +82,7 @@ final class CacheFill {
         // Compressible bodies are held twice for a moment: the copy and its gzip form.
         let cost = length.map { ContentCoding.isCompressible(head.header("Content-Type") ?? "") ? 2 * $0 : $0 }
         let noStore = CacheControl(head.header("Cache-Control")).noStore
-        if !noStore, let length, let fileTarget, belongsInFiles(length: length, head: head, minSize: fileTarget.minSize),
+        if !noStore, let length, let fileTarget, Self.belongsInFiles(length: length, head: head, minSize: fileTarget.minSize, maxObjectSize: maxObjectSize),
            let body = fileTarget.create(length, Self.metadata(head), HTTPDate.parse(head.header("Last-Modified") ?? "").map { Int($0) })
         {
             fileFill = FileStreamFill(body: body, files: fileTarget.files)
@@ -124,7 +124,7 @@ final class CacheFill {
 
     /// Whether an object of `length` goes to the file tier: large ones, except compressible
     /// ones that memory can hold gzipped.
-    private func belongsInFiles(length: Int, head: S3ResponseHead, minSize: Int) -> Bool {
+    static func belongsInFiles(length: Int, head: S3ResponseHead, minSize: Int, maxObjectSize: Int) -> Bool {
         guard head.status == 200, length >= minSize, length > 0 else { return false }
         let compressible = head.header("Content-Encoding") == nil && ContentCoding.isCompressible(head.header("Content-Type") ?? "")
         return length > maxObjectSize || !compressible

@@ -51,13 +51,23 @@ final class CachedReads {
         let key = address.cacheKey
         if request.range != nil {
             if let record = cache.freshRecord(key) { return try hit(record, address: address, request: request, response: response) }
-            // A slice of an uncached object: let S3 cut it rather than download the whole object.
-            return try bypass(address, stale: cache.staleRecord(key), request: request, response: response, detail: "range")
+            // A slice of an uncached object: let S3 cut it rather than download the whole object,
+            // unless the file tier can take the object and fetch the slices the range needs.
+            if fileReads == nil {
+                return try bypass(address, stale: cache.staleRecord(key), request: request, response: response, detail: "range")
+            }
         }
         for _ in 0..<3 {
             switch cache.access(key, reserveFetch: { gate.tryAcquire() }) {
             case let .hit(record):
                 return try hit(record, address: address, request: request, response: response)
+            case let .leader(flight, stale) where request.range != nil:
+                let answer = try {
+                    defer { gate.release() }
+                    return try probe(flight, address: address, stale: stale, request: request, response: response)
+                }()
+                if let answer { return answer }
+                return try bypass(address, stale: nil, request: request, response: response, detail: "range")
             case let .leader(flight, stale):
                 defer { gate.release() }
                 return try lead(flight, address: address, stale: stale, request: request, response: response)
@@ -199,11 +209,83 @@ final class CachedReads {
         }
     }
 
+    /// A range request on a miss, with a file tier: S3's HEAD says how large the object is. A
+    /// large one gets an empty body in the file tier, and the range is answered from it, which
+    /// fetches just the slices it covers; anything else is a range S3 cuts itself, as without a
+    /// file tier (nil: the caller lets S3 answer).
+    private func probe(
+        _ flight: Flight, address: ObjectAddress, stale: CacheRecord?, request: ReadRequest, response: ResponseWriter
+    ) throws -> CacheReport? {
+        let key = address.cacheKey
+        var completed = false
+        func complete(_ outcome: Flight.Outcome) {
+            guard !completed else { return }
+            cache.complete(flight, key: key, outcome: outcome)
+            completed = true
+        }
+        defer { complete(.abandoned) }
+        let conditional: [(name: String, value: String)] = stale.flatMap { record in
+            guard let etag = record.state.metadata?.etag, !etag.isEmpty else { return nil }
+            return [("If-None-Match", etag)]
+        } ?? []
+        let head: S3ResponseHead
+        do {
+            head = try WorkerPool.blocking {
+                try store.headObject(bucket: address.bucket, key: address.key, headers: conditional)
+            }
+        } catch let error as S3Error where error.isNotFound {
+            let record = cache.makeRecord(.missing, key: key)
+            complete(.record(record))
+            statistics.misses.add(1, ordering: .relaxed)
+            let report = CacheReport(result: .miss, forwardStatus: 404, stored: true)
+            try responder.send(record, address: address, report: report, request: request, response: response)
+            return report
+        } catch let error as S3Error {
+            complete(.failed(error))
+            if let stale, error.isBackendFailure {
+                return try serveStale(
+                    stale, address: address, forwardStatus: error.status, detail: "stale-if-error", request: request, response: response)
+            }
+            throw CacheReportedError(error, report: CacheReport(result: .miss))
+        }
+        if head.status == 304, let stale {
+            statistics.revalidations.add(1, ordering: .relaxed)
+            let current = revalidated(stale, notModified: head, address: address)
+            let renewed = cache.makeRecord(current, key: key, freshness: Self.freshness(current) ?? .configured)
+            complete(.record(renewed))
+            let report = CacheReport(result: .revalidated, forwardStatus: 304, stored: true)
+            try responder.send(renewed, address: address, report: report, request: request, response: response)
+            return report
+        }
+        if stale != nil { statistics.revalidationsChanged.add(1, ordering: .relaxed) }
+        let metadata = CacheFill.metadata(head)
+        if let length = head.header("Content-Length").flatMap(Int.init),
+           let freshness = Self.freshness(metadata),
+           CacheFill.belongsInFiles(length: length, head: head, minSize: fileMinSize, maxObjectSize: cache.settings.maxObjectSize),
+           let body = cache.createFile(
+               key, length: length, metadata: metadata,
+               modified: HTTPDate.parse(metadata.lastModified).map { Int($0) })
+        {
+            let record = cache.makeRecord(.file(CachedFile(body: body, metadata: metadata)), key: key, freshness: freshness)
+            complete(.record(record))
+            statistics.misses.add(1, ordering: .relaxed)
+            let report = CacheReport(result: .miss, forwardStatus: 200, stored: true)
+            try responder.send(record, address: address, report: report, request: request, response: response)
+            return report
+        }
+        complete(.uncacheable(reason: "range"))
+        return nil
+    }
+
     /// How long `state` stays fresh, by its own `Cache-Control` or `Expires` where it has them;
     /// nil when it must not be stored.
     private static func freshness(_ state: CachedState) -> Freshness? {
         guard let metadata = state.metadata else { return .configured }
         return CacheControl.freshness(metadata)
+    }
+
+    private static func freshness(_ metadata: ObjectMetadata) -> Freshness? {
+        CacheControl.freshness(metadata)
     }
 
     /// The stale entry as S3's 304 describes it now. A 304 says the bytes are unchanged, not the
