@@ -90,6 +90,7 @@ install: $(BINARY)
 	install -D -m 0644 nginx/s3cache-locations.conf $(DESTDIR)$(NGINXDIR)/s3cache-locations.conf
 	install -D -m 0644 nginx/s3cache-fastcgi.conf $(DESTDIR)$(NGINXDIR)/s3cache-fastcgi.conf
 	install -D -m 0644 nginx/s3cache-files.conf $(DESTDIR)$(NGINXDIR)/s3cache-files.conf
+	install -D -m 0644 nginx/s3cache-files.conf $(DESTDIR)$(NGINXDIR)/s3cache-files.conf
 	# The allow list is the operator's: never overwritten once it exists.
 	test -e $(DESTDIR)$(NGINXDIR)/s3cache-monitoring.conf || install -D -m 0644 nginx/s3cache-monitoring.conf $(DESTDIR)$(NGINXDIR)/s3cache-monitoring.conf
 	test -e $(DESTDIR)$(NGINXDIR)/s3cache-notify-senders.conf || install -D -m 0644 nginx/s3cache-notify-senders.conf $(DESTDIR)$(NGINXDIR)/s3cache-notify-senders.conf

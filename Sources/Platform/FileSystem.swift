@@ -7,7 +7,7 @@ import Glibc
 public enum FileSystem {
     /// Opens (or with `create`, creates exclusively) a regular file; close-on-exec, never
     /// following a symbolic link in the last component.
-    public static func open(_ path: String, write: Bool, create: Bool = false, mode: UInt32 = 0o644) throws(SystemError) -> Int32 {
+    public static func open(_ path: String, write: Bool, create: Bool = false, mode: UInt32 = 0o600) throws(SystemError) -> Int32 {
         var flags = O_CLOEXEC | O_NOFOLLOW | (write ? O_RDWR : O_RDONLY)
         if create { flags |= O_CREAT | O_EXCL }
         return try systemCall("open(\(path))") { Glibc.open(path, flags, mode) }
@@ -67,6 +67,18 @@ public enum FileSystem {
         return Int(info.st_size)
     }
 
+    /// Permission bits of the file or directory at `path`.
+    public static func mode(_ path: String) throws(SystemError) -> UInt32 {
+        var info = stat()
+        try systemCall("stat(\(path))") { stat(path, &info) }
+        return UInt32(info.st_mode) & 0o7777
+    }
+
+    /// Sets permission bits exactly (the umask does not apply).
+    public static func setMode(_ path: String, _ mode: UInt32) throws(SystemError) {
+        try systemCall("chmod(\(path))") { chmod(path, mode_t(mode)) }
+    }
+
     /// Modification time of an open file, in seconds since the epoch.
     public static func modificationTime(_ fd: Int32) throws(SystemError) -> Int {
         var info = stat()
@@ -122,7 +134,7 @@ public enum FileSystem {
     /// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed.
     public static func replaceContents(of path: String, with bytes: [UInt8], temporary: String) throws(SystemError) {
         remove(temporary)
-        let fd = try open(temporary, write: true, create: true)
+        let fd = try open(temporary, write: true, create: true, mode: 0o600)
         do throws(SystemError) {
             var failure: SystemError?
             bytes.withUnsafeBytes { buffer in

@@ -96,7 +96,7 @@ final class S3LikeStore: ObjectStore {
     private let digits = Array(String(repeating: "0123456789", count: 10).utf8)
 
     private func gateway(_ store: S3LikeStore, clock: ManualClock = ManualClock(), _ environment: [String: String] = [:]) throws -> Gateway {
-        let configuration = try Configuration.load(from: environment)
+        let configuration = try testConfiguration(environment)
         return Gateway(
             configuration: configuration, connection: store,
             shared: SharedState(configuration: configuration, logLevel: LogLevelSetting(.critical), clock: clock),

@@ -134,4 +134,20 @@ import Testing
         #expect(waits.longest > 0)
         #expect(waits.longest + defaults.s3.connectTimeout + defaults.s3.readTimeout <= nginx)
     }
+
+    @Test func theFileTierIsOnByDefaultAndItsSnippetNamesTheDefaultDirectory() throws {
+        let defaults = try Configuration.load(from: [:])
+        #expect(defaults.cacheDirectory == "/var/cache/s3cache")
+        #expect(defaults.cacheDirectorySize == 1 << 30 && defaults.sliceSize == 1 << 20)
+        #expect(try Configuration.load(from: ["CACHE_DIR": ""]).cacheDirectory == "", "set but empty: off")
+        #expect(try Configuration.load(from: ["SLICE_SIZE": "256K"]).sliceSize == 256 << 10)
+        for (variable, value) in [("CACHE_DIR", "relative/dir"), ("CACHE_DIR", "/var/../etc"), ("SLICE_SIZE", "1K"), ("SLICE_SIZE", "1G")] {
+            #expect(throws: ConfigurationError.self, "\(variable)=\(value)") { _ = try Configuration.load(from: [variable: value]) }
+        }
+        // The internal locations send files from CACHE_DIR/objects/: the shipped alias must say so.
+        let snippet = try #require(String(validating: try readFile("nginx/s3cache-locations.conf"), as: UTF8.self))
+        let aliases = snippet.split(separator: "\n").filter { $0.trimmingWhitespace().hasPrefix("alias ") }
+        #expect(aliases.count == 2)
+        #expect(aliases.allSatisfy { $0.trimmingWhitespace() == "alias \(defaults.cacheDirectory)/objects/;" })
+    }
 }

@@ -130,13 +130,22 @@ final class FakeStore: ObjectStore {
 }
 
 func makeGateway(store: FakeStore, environment: [String: String] = [:]) throws -> Gateway {
-    let configuration = try Configuration.load(from: environment)
+    let configuration = try testConfiguration(environment)
     return Gateway(
         configuration: configuration, connection: store, shared: quietShared(configuration),
         logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
 }
 
+/// The configuration `environment` gives, with the file tier off unless it names a `CACHE_DIR`:
+/// the default, /var/cache/s3cache, is the installed service's.
+func testConfiguration(_ environment: [String: String] = [:]) throws -> Configuration {
+    try Configuration.load(from: ["CACHE_DIR": ""].merging(environment) { $1 })
+}
+
 /// Shared state whose access log is off, so unit tests do not write request lines to stdout.
+/// A configuration left with the default `CACHE_DIR` runs without a file tier.
 func quietShared(_ configuration: Configuration, readinessInterval: Double = 3) -> SharedState {
-    SharedState(configuration: configuration, logLevel: LogLevelSetting(.critical), readinessInterval: readinessInterval)
+    var configuration = configuration
+    if configuration.cacheDirectory == "/var/cache/s3cache" { configuration.cacheDirectory = "" }
+    return SharedState(configuration: configuration, logLevel: LogLevelSetting(.critical), readinessInterval: readinessInterval)
 }

@@ -7,7 +7,7 @@ public import Synchronization
 /// Large objects as files in a directory that nginx sends itself, bounded in bytes, evicted by
 /// S3-FIFO like the heap tier, and kept across restarts.
 ///
-/// Layout under `root` (`CACHE_DIR/objects`): `xx/<hash>-<id>`, the data file (the object's
+/// Layout under `root` (`CACHE_DIR/objects`): `xx/<random>-<id>`, the data file (the object's
 /// bytes at their offsets, as long as the object, sparse until every slice is in), and beside
 /// it `…-<id>.meta`, its record (`FileRecord`). Names are never reused: a new version of an
 /// object gets a new id, so a name nginx was told to send always holds the bytes it was told
@@ -21,6 +21,11 @@ public final class FileTier: Sendable {
     public let capacity: Int
     public let sliceSize: Int
     public let statistics = FileTierStatistics()
+    /// Data files are 0644 and directories 0711: nginx's user (any user) may open a file whose
+    /// name it knows, and list nothing; names carry 128 random bits, and only nginx is told them.
+    /// Set explicitly: the unit's `UMask=0077` would hide the files from nginx.
+    private static let fileMode: UInt32 = 0o644
+    private static let directoryMode: UInt32 = 0o711
     private let state: Mutex<TierState>
     /// True while writes fail (a full disk): the failure is logged once per episode.
     private let failing = Atomic<Bool>(false)
@@ -44,6 +49,7 @@ public final class FileTier: Sendable {
         self.sliceSize = sliceSize
         try FileSystem.makeDirectory(directory)
         try FileSystem.makeDirectory(root)
+        try FileSystem.setMode(root, Self.directoryMode)
         let loaded = Self.load(root: root)
         var tier = TierState(policy: S3FIFOPolicy(capacity: capacity), nextID: (loaded.map(\.id).max() ?? 0) &+ 1)
         var dropped: [FileBody] = []
@@ -78,15 +84,21 @@ public final class FileTier: Sendable {
             defer { state.nextID &+= 1 }
             return state.nextID
         }
-        let hash = Self.hash(key)
-        let directory = String(hash.prefix(2))
-        let name = "\(directory)/\(hash)-\(String(id, radix: 16))"
+        guard let random = try? SystemRandom.bytes(16) else { return nil }
+        let hex = random.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        let directory = String(hex.prefix(2))
+        let name = "\(directory)/\(hex)-\(String(id, radix: 16))"
         let body = FileBody(
             key: key, id: id, length: length, sliceSize: sliceSize, name: name, path: root + "/" + name, metadata: metadata,
             timing: timing, modified: modified)
         do {
-            try FileSystem.makeDirectory(root + "/" + directory)
-            let fd = try FileSystem.open(body.path, write: true, create: true)
+            let subdirectory = root + "/" + directory
+            if !FileSystem.isDirectory(subdirectory) {
+                try FileSystem.makeDirectory(subdirectory)
+                try FileSystem.setMode(subdirectory, Self.directoryMode)
+            }
+            let fd = try FileSystem.open(body.path, write: true, create: true, mode: Self.fileMode)
+            try FileSystem.setMode(body.path, Self.fileMode)
             defer { FileSystem.close(fd) }
             try FileSystem.truncate(fd, length: length)
             try writeRecord(body.record(), for: body)
@@ -281,6 +293,7 @@ public final class FileTier: Sendable {
     // MARK: Files
 
     private func writeRecord(_ record: FileRecord, for body: FileBody) throws(SystemError) {
+        // Records stay the worker's own (0600): nginx has no use for them.
         try FileSystem.replaceContents(of: body.path + ".meta", with: record.encoded(), temporary: body.path + ".meta.tmp")
     }
 
@@ -288,18 +301,6 @@ public final class FileTier: Sendable {
         FileSystem.remove(body.path + ".meta")
         FileSystem.remove(body.path)
         FileSystem.remove(body.path + ".meta.tmp")
-    }
-
-    /// A key's 16 hex digits of FNV-1a over its bytes: spreads names over 256 directories. The
-    /// key itself is in the record, so collisions only share a directory.
-    static func hash(_ key: CacheKey) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in key.text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        let digits = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     /// Reads every record under `root`, keeps the bodies whose record and data file agree, and
@@ -338,10 +339,9 @@ public final class FileTier: Sendable {
 
     private static func loadBody(root: String, directory: String, dataName: String) -> FileBody? {
         let path = root + "/" + directory + "/" + dataName
-        guard let parts = Optional(dataName.split(separator: "-")), parts.count == 2, parts[0].utf8.count == 16,
-              parts[0].hasPrefix(directory), let id = UInt64(parts[1], radix: 16),
-              let bytes = readSmallFile(path + ".meta"), let record = FileRecord.decode(bytes),
-              record.id == id, hash(record.key) == parts[0]
+        guard let parts = Optional(dataName.split(separator: "-")), parts.count == 2, parts[0].utf8.count == 32,
+              parts[0].utf8.allSatisfy(isHexDigit), parts[0].hasPrefix(directory), let id = UInt64(parts[1], radix: 16),
+              let bytes = readSmallFile(path + ".meta"), let record = FileRecord.decode(bytes), record.id == id
         else { return nil }
         guard let fd = try? FileSystem.open(path, write: false) else { return nil }
         defer { FileSystem.close(fd) }
@@ -441,6 +441,8 @@ public final class SliceFill {
             fd = -1
         }
         if complete, fd >= 0 { return tier.commit(self, fd: fd) }
+        // The writes moved the file's time: back to S3's, which nginx checks If-Unmodified-Since against.
+        if fd >= 0, let modified = body.modified { try? FileSystem.setModificationTime(fd, seconds: modified) }
         _ = body.finish(index, flight: flight, complete: false)
         tier.release(reserved, for: body)
         return false

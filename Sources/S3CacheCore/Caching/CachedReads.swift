@@ -104,10 +104,12 @@ final class CachedReads {
     }
 
     private func hit(_ record: CacheRecord, address: ObjectAddress, request: ReadRequest, response: ResponseWriter) throws -> CacheReport {
-        if case .missing = record.state {
-            statistics.negativeHits.add(1, ordering: .relaxed)
-        } else {
+        switch record.state {
+        case .missing: statistics.negativeHits.add(1, ordering: .relaxed)
+        case .object: statistics.hits.add(1, ordering: .relaxed)
+        case .file:
             statistics.hits.add(1, ordering: .relaxed)
+            cache.files?.statistics.hits.add(1, ordering: .relaxed)
         }
         let report = CacheReport.hit(ttl: max(0, Int(record.freshUntil - cache.clock.now())))
         try responder.send(record, address: address, report: report, request: request, response: response)

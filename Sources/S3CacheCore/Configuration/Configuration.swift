@@ -180,7 +180,8 @@ public struct Configuration: Sendable, Equatable {
                 variable: "MAX_OBJECT_SIZE", value: env.raw("MAX_OBJECT_SIZE") ?? String(objectSize),
                 reason: "cannot exceed half of MAX_CACHE_SIZE (\(cacheSize / 2) bytes)")
         }
-        let cacheDirectory = env.string("CACHE_DIR", default: "/var/cache/s3cache")
+        // Set but empty turns the file tier off (unlike other variables, where empty means unset).
+        let cacheDirectory = env.values["CACHE_DIR"].map { $0.trimmingWhitespace() } ?? "/var/cache/s3cache"
         guard cacheDirectory.isEmpty || (cacheDirectory.hasPrefix("/") && !cacheDirectory.split(separator: "/").contains("..")) else {
             throw ConfigurationError(variable: "CACHE_DIR", value: cacheDirectory, reason: "expected an absolute path without ..")
         }

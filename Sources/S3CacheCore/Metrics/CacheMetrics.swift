@@ -10,6 +10,8 @@ import Synchronization
 final class CacheMetrics: Sendable {
     private let counters: StatisticCounters<CacheStatistics>
     private let entries, bytes, capacity, originalBytes, storedBytes, compressionRatio, backendInFlight: CoreMetrics.Meter
+    private let fileCounters: StatisticCounters<FileTierStatistics>
+    private let fileEntries, fileBytes, fileCapacity: CoreMetrics.Meter
 
     init(_ registry: MetricsRegistry) {
         func tracked(
@@ -67,6 +69,37 @@ final class CacheMetrics: Sendable {
         compressionRatio = registry.gauge(
             "s3cache_cache_compression_ratio", help: "Stored body bytes divided by original bytes (1 when nothing is compressed)")
         backendInFlight = registry.gauge("s3cache_backend_in_flight", help: "Requests waiting on S3 right now")
+        func file(_ name: String, _ help: String, _ statistic: @escaping @Sendable (FileTierStatistics) -> Int)
+            -> StatisticCounters<FileTierStatistics>.Tracked
+        {
+            .init(registry, name, help: help, statistic)
+        }
+        fileCounters = StatisticCounters([
+            file("s3cache_file_hits_total", "Requests answered from the file tier") { $0.hits.load(ordering: .relaxed) },
+            file("s3cache_file_entries_created_total", "Objects given a body in the file tier (first fetches)") {
+                $0.entriesCreated.load(ordering: .relaxed)
+            },
+            file("s3cache_file_slices_filled_total", "Slices fetched from S3 and stored in the file tier") {
+                $0.slicesFilled.load(ordering: .relaxed)
+            },
+            file("s3cache_file_evictions_total", "File-tier bodies removed to stay within CACHE_DIR_SIZE or replaced") {
+                $0.evictions.load(ordering: .relaxed)
+            },
+            file("s3cache_file_fetched_bytes_total", "Bytes received from S3 for the file tier") { $0.bytesFetched.load(ordering: .relaxed) },
+            file("s3cache_file_redirected_bytes_total", "Bytes nginx sent from files (X-Accel-Redirect)") {
+                $0.bytesRedirected.load(ordering: .relaxed)
+            },
+            file("s3cache_file_streamed_bytes_total", "Bytes the worker read from files and sent itself") {
+                $0.bytesStreamed.load(ordering: .relaxed)
+            },
+            file("s3cache_file_redirects_total", "Answers handed to nginx to send from a file") { $0.redirects.load(ordering: .relaxed) },
+            file("s3cache_file_io_errors_total", "Failed file-tier writes and reads (the response streamed from S3 instead)") {
+                $0.ioErrors.load(ordering: .relaxed)
+            },
+        ])
+        fileEntries = registry.gauge("s3cache_file_entries", help: "Objects held in the file tier")
+        fileBytes = registry.gauge("s3cache_file_bytes", help: "Bytes the file tier holds on disk, counted against CACHE_DIR_SIZE")
+        fileCapacity = registry.gauge("s3cache_file_capacity_bytes", help: "The file tier's byte bound (CACHE_DIR_SIZE)")
     }
 
     func update(from cache: ObjectCache?, backendInFlight inFlight: Int) {
@@ -80,6 +113,13 @@ final class CacheMetrics: Sendable {
         originalBytes.set(usage.originalBytes)
         storedBytes.set(usage.storedBodyBytes)
         compressionRatio.set(usage.originalBytes > 0 ? Double(usage.storedBodyBytes) / Double(usage.originalBytes) : 1)
+        if let files = cache.files {
+            fileCounters.update(from: files.statistics)
+            let fileUsage = files.usage()
+            fileEntries.set(fileUsage.entries)
+            fileBytes.set(fileUsage.bytes)
+            fileCapacity.set(files.capacity)
+        }
     }
 }
 

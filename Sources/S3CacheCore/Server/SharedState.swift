@@ -119,7 +119,34 @@ public final class SharedState: Sendable {
             ("stored_body_bytes", .int(Int64(usage.storedBodyBytes))),
             ("bytes_served_from_cache", count(stats.bytesServedFromCache)),
             ("backend_fetches_saved", .int(Int64(saved))),
+            ("files", fileStatistics(cache.files)),
             ("notifications", notifications),
+        ])
+    }
+
+    /// The file tier's part of `/stats`.
+    private func fileStatistics(_ files: FileTier?) -> JSON.Value {
+        guard let files else { return .object([("enabled", .bool(false))]) }
+        let usage = files.usage()
+        let stats = files.statistics
+        func count(_ counter: borrowing Atomic<Int>) -> JSON.Value { .int(Int64(counter.load(ordering: .relaxed))) }
+        return .object([
+            ("enabled", .bool(true)),
+            ("directory", .string(files.root)),
+            ("entries", .int(Int64(usage.entries))),
+            ("bytes", .int(Int64(usage.bytes))),
+            ("bound_bytes", .int(Int64(files.capacity))),
+            ("slice_bytes", .int(Int64(files.sliceSize))),
+            ("hits", count(stats.hits)),
+            ("entries_created", count(stats.entriesCreated)),
+            ("restored_entries", count(stats.restoredEntries)),
+            ("slices_filled", count(stats.slicesFilled)),
+            ("evictions", count(stats.evictions)),
+            ("bytes_fetched", count(stats.bytesFetched)),
+            ("redirects", count(stats.redirects)),
+            ("bytes_redirected", count(stats.bytesRedirected)),
+            ("bytes_streamed", count(stats.bytesStreamed)),
+            ("io_errors", count(stats.ioErrors)),
         ])
     }
 }
