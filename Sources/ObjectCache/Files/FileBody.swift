@@ -79,6 +79,14 @@ public final class FileBody: Sendable {
         }
     }
 
+    /// Whether slice `index` is on disk.
+    public func isPresent(slice index: Int) -> Bool {
+        state.withLock { state in
+            guard state.live, case .present = state.slices[index] else { return false }
+            return true
+        }
+    }
+
     /// Bytes of the slices on disk, as charged to the tier's bound (whole blocks).
     var storedBytes: Int {
         state.withLock { state in

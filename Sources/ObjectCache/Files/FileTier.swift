@@ -272,14 +272,11 @@ public final class FileTier: Sendable {
 
     // MARK: Failures
 
-    /// Counts a failed file operation; true when it starts an episode (the first failure after a
-    /// success), which the caller logs.
-    @discardableResult
-    func noteFailure(_ error: SystemError) -> Bool {
+    /// Counts a failed file operation; the first after a success starts an episode, whose
+    /// error `takeEpisodeStart` hands out once, for the log.
+    func noteFailure(_ error: SystemError) {
         statistics.ioErrors.add(1, ordering: .relaxed)
-        let first = !failing.exchange(true, ordering: .relaxed)
-        if first { statistics.lastError.withLock { $0 = error } }
-        return first
+        if !failing.exchange(true, ordering: .relaxed) { statistics.lastError.withLock { $0 = error } }
     }
 
     /// The error that started the current episode of failures, once: the caller logs it.
@@ -409,20 +406,18 @@ public final class SliceFill {
     /// Bytes still to come.
     public var remaining: Int { bounds.count - written }
 
-    /// Stores the next bytes of the slice (at most `remaining`). A failed write stops storing
-    /// (the caller keeps streaming); the first failure of an episode is returned for the log.
-    @discardableResult
-    public func write(_ bytes: UnsafeRawBufferPointer) -> SystemError? {
+    /// Stores the next bytes of the slice (at most `remaining`). A failed write stops storing;
+    /// the caller keeps streaming.
+    public func write(_ bytes: UnsafeRawBufferPointer) {
         flight.recordProgress()
-        guard !failed, !ended else { return nil }
+        guard !failed, !ended else { return }
         do {
             if fd < 0 { fd = try FileSystem.open(body.path, write: true) }
             try FileSystem.write(UnsafeRawBufferPointer(rebasing: bytes.prefix(remaining)), to: fd, at: bounds.lowerBound + written)
             written += min(bytes.count, remaining)
-            return nil
         } catch {
             failed = true
-            return tier.noteFailure(error) ? error : nil
+            tier.noteFailure(error)
         }
     }
 

@@ -82,9 +82,14 @@ final class CacheFill {
         // Compressible bodies are held twice for a moment: the copy and its gzip form.
         let cost = length.map { ContentCoding.isCompressible(head.header("Content-Type") ?? "") ? 2 * $0 : $0 }
         let noStore = CacheControl(head.header("Cache-Control")).noStore
-        if !noStore, let length, let fileTarget, Self.belongsInFiles(length: length, head: head, minSize: fileTarget.minSize, maxObjectSize: maxObjectSize),
-           let body = fileTarget.create(length, Self.metadata(head), HTTPDate.parse(head.header("Last-Modified") ?? "").map { Int($0) })
+        var fileBody: FileBody?
+        if !noStore, let length, let fileTarget,
+           Self.belongsInFiles(length: length, head: head, minSize: fileTarget.minSize, maxObjectSize: maxObjectSize)
         {
+            fileBody = fileTarget.create(length, Self.metadata(head), HTTPDate.parse(head.header("Last-Modified") ?? "").map { Int($0) })
+            if fileBody == nil, let failure = fileTarget.files.takeEpisodeStart() { fileTarget.reportFailure(failure) }
+        }
+        if let body = fileBody, let fileTarget {
             fileFill = FileStreamFill(body: body, files: fileTarget.files)
             report = baseReport
             report.stored = true
@@ -132,7 +137,8 @@ final class CacheFill {
 
     func append(_ chunk: UnsafeRawBufferPointer) throws {
         if let fileFill {
-            if let failure = fileFill.append(chunk), let fileTarget { fileTarget.reportFailure(failure) }
+            fileFill.append(chunk)
+            if let fileTarget, let failure = fileTarget.files.takeEpisodeStart() { fileTarget.reportFailure(failure) }
             guard sendsBody else { throw NothingWanted() }
             do {
                 try response.sendBody(chunk)

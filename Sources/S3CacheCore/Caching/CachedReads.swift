@@ -275,6 +275,7 @@ final class CachedReads {
             try responder.send(record, address: address, report: report, request: request, response: response)
             return report
         }
+        if let failure = cache.files?.takeEpisodeStart() { reportFileFailure(failure) }
         complete(.uncacheable(reason: "range"))
         return nil
     }

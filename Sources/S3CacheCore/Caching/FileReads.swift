@@ -72,6 +72,7 @@ final class FileReads {
             if try redirect(body, from: start, through: end, partial: true, headers: whole + report.headers, request: request, response: response) {
                 return
             }
+            try fetchFirstMissingSlice(body, from: start, through: end, address: address)
             try response.sendHead(
                 status: 206,
                 headers: [
@@ -83,6 +84,7 @@ final class FileReads {
             if try redirect(body, from: 0, through: length - 1, partial: false, headers: whole + report.headers, request: request, response: response) {
                 return
             }
+            try fetchFirstMissingSlice(body, from: 0, through: length - 1, address: address)
             try response.sendHead(status: 200, headers: whole + report.headers)
             try stream(body, address: address, from: 0, through: length - 1, response: response)
         }
@@ -120,6 +122,16 @@ final class FileReads {
         guard partial else { return whole }
         return whole.map { $0.name == "Content-Length" ? ($0.name, String(end - start + 1)) : $0 }
             + [("Content-Range", "bytes \(start)-\(end)/\(length)")]
+    }
+
+    /// Fetches the first slice of `start...end` that is not on disk before anything is sent:
+    /// when S3 no longer holds this version, the request can still start over with the new one
+    /// rather than be cut short (as it is when the object changes later in the stream).
+    private func fetchFirstMissingSlice(_ body: FileBody, from start: Int, through end: Int, address: ObjectAddress) throws {
+        guard let index = body.slices(from: start, through: end).first(where: { !body.isPresent(slice: $0) }),
+              case let .fill(fill) = files.claim(body, slice: index)
+        else { return }
+        try fetch(body, index: index, fill: fill, wanted: nil, address: address, response: nil)
     }
 
     /// Bytes `start...end` of `body`, slice by slice: read from the file where they are on
@@ -180,7 +192,7 @@ final class FileReads {
     /// Fetches slice `index` from S3, pinned to the body's version (`If-Match`), storing it
     /// through `fill` when given and sending the `wanted` part of it as it arrives.
     private func fetch(
-        _ body: FileBody, index: Int, fill: SliceFill?, wanted: ClosedRange<Int>, address: ObjectAddress, response: ResponseWriter
+        _ body: FileBody, index: Int, fill: SliceFill?, wanted: ClosedRange<Int>?, address: ObjectAddress, response: ResponseWriter?
     ) throws {
         let slice = body.bounds(ofSlice: index)
         let etag = body.metadata.etag
@@ -198,10 +210,17 @@ final class FileReads {
                     },
                     onBody: { chunk in
                         guard position + chunk.count <= slice.upperBound else { throw ObjectChanged() }
-                        if let fill, let failure = fill.write(chunk) { reportFailure(failure) }
+                        if let fill {
+                            fill.write(chunk)
+                            if let failure = files.takeEpisodeStart() { reportFailure(failure) }
+                        }
                         files.statistics.bytesFetched.add(chunk.count, ordering: .relaxed)
-                        let low = max(wanted.lowerBound, position), high = min(wanted.upperBound + 1, position + chunk.count)
-                        if low < high, !clientGone {
+                        if let wanted, let response, !clientGone {
+                            let low = max(wanted.lowerBound, position), high = min(wanted.upperBound + 1, position + chunk.count)
+                            guard low < high else {
+                                position += chunk.count
+                                return
+                            }
                             do {
                                 try response.sendBody(UnsafeRawBufferPointer(rebasing: chunk[(low - position)..<(high - position)]))
                             } catch {
@@ -213,7 +232,7 @@ final class FileReads {
                         position += chunk.count
                     })
             }
-        } catch let error as S3Error where error.status == 412 {
+        } catch let error as S3Error where error.status == 412 || error.isNotFound {
             cache.invalidate(body.key, body: body)
             throw ObjectChanged()
         } catch is ObjectChanged {
@@ -222,6 +241,7 @@ final class FileReads {
         }
         guard position == slice.upperBound else { throw ObjectChanged() }
         fill?.finish()
+        if let failure = files.takeEpisodeStart() { reportFailure(failure) }
         if clientGone { throw ClientWentAway() }
     }
 

@@ -1,5 +1,4 @@
 import ObjectCache
-import Platform
 
 /// Stores a whole-object download into a file body as it passes, slice by slice: the first
 /// reader of a large object fetches it once, and each slice is served to others as soon as its
@@ -16,10 +15,8 @@ final class FileStreamFill {
         self.files = files
     }
 
-    /// Stores the next bytes of the object; returns the first failure of an episode of file
-    /// errors, for the log (the download goes on either way).
-    func append(_ chunk: UnsafeRawBufferPointer) -> SystemError? {
-        var failure: SystemError?
+    /// Stores the next bytes of the object (a failure to store stops nothing).
+    func append(_ chunk: UnsafeRawBufferPointer) {
         var offset = 0
         while offset < chunk.count, position < body.length {
             let index = position / body.sliceSize
@@ -29,9 +26,7 @@ final class FileStreamFill {
             }
             let slice = body.bounds(ofSlice: index)
             let count = min(chunk.count - offset, slice.upperBound - position)
-            if let current, let error = current.write(UnsafeRawBufferPointer(rebasing: chunk[offset..<(offset + count)])) {
-                failure = error
-            }
+            current?.write(UnsafeRawBufferPointer(rebasing: chunk[offset..<(offset + count)]))
             position += count
             offset += count
             if position == slice.upperBound {
@@ -44,6 +39,5 @@ final class FileStreamFill {
             current = nil
         }
         files.statistics.bytesFetched.add(chunk.count, ordering: .relaxed)
-        return failure
     }
 }

@@ -49,7 +49,14 @@ final class ResponseWriter {
                 sandboxed = contentSafety.sandboxes(contentType: type)
             }
         }
+        // One Vary line for all its values: nginx 1.22 reads only the first line into
+        // $upstream_http_vary, which a file-tier answer's headers are restored from.
+        var vary: [String] = []
         for (name, value) in headers where !(sandboxed && name.lowercased() == "content-disposition") {
+            if name.utf8.count == 4, name.lowercased() == "vary" {
+                vary.append(value)
+                continue
+            }
             head += name
             head += ": "
             head += value
@@ -58,7 +65,14 @@ final class ResponseWriter {
         if sandboxed {
             for (name, value) in ContentSafety.sandboxHeaders { head += "\(name): \(value)\r\n" }
         }
-        for (name, value) in addedHeaders { head += "\(name): \(value)\r\n" }
+        for (name, value) in addedHeaders {
+            if name.utf8.count == 4, name.lowercased() == "vary" {
+                vary.append(value)
+            } else {
+                head += "\(name): \(value)\r\n"
+            }
+        }
+        if !vary.isEmpty { head += "Vary: \(vary.joined(separator: ", "))\r\n" }
         head += "\r\n"
         self.status = status
         isComplete = isHead || status == 204 || status == 304
