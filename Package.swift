@@ -69,6 +69,7 @@ let package = Package(
         fuzzTarget("cache-control", testing: "S3CacheCore"),
         fuzzTarget("sigv4", testing: "S3CacheCore"),
         fuzzTarget("aws-chunked", testing: "S3CacheCore"),
+        fuzzTarget("file-record", testing: "ObjectCache"),
 
         .testTarget(name: "FastCGITests", dependencies: ["FastCGI", "CLinux", "Platform"], swiftSettings: swiftSettings),
         .testTarget(name: "GzipTests", dependencies: ["Gzip"], swiftSettings: swiftSettings),

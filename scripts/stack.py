@@ -755,12 +755,14 @@ def run(args: argparse.Namespace) -> int:
     keys_file.write_text(f"{key_id} {key_secret} public:read,private:all,local:all\n")
     keys_file.chmod(0o600)
     stack = Stack(root=root, port=args.port, moto_port=args.s3_port or None, demo_objects=True,
-                  tls=args.tls, keep=root is not None, binary=args.binary, worker_env={
+                  tls=args.tls, keep=root is not None, binary=args.binary, file_tier=True, worker_env={
                       "NOTIFY_TOKEN": notify_token, "ACCESS_KEYS_FILE": str(keys_file),
                       "ANONYMOUS_BUCKETS": "public:read,local:all"})
     stop = threading.Event()
     try:
         stack.start()
+        # A large object for the file tier: nginx sends it from CACHE_DIR once cached.
+        stack.boto3.put_object(Bucket="public", Key="video.bin", Body=os.urandom(8 << 20), ContentType="video/mp4")
         base = stack.base_url
         print(f"""
 s3cache is running.
@@ -782,6 +784,12 @@ Signed requests with the demo key (README "Keys, signing and presigned URLs"):
   {REPO}/.venv/bin/aws --endpoint-url {base}/objects s3api get-object --bucket private --key secret.txt /dev/stdout
   {REPO}/.venv/bin/aws --endpoint-url {base}/objects s3api put-object --bucket private --key signed.txt --body README.md
   ACCESS_KEYS_FILE={keys_file} {stack.binary} presign --key-id {key_id} {base}/objects/private/signed.txt   # a URL for curl
+
+The file tier (README "The file tier"; files in {stack.cache_dir}/objects):
+  curl -s -o /dev/null -w '%{{http_code}} %{{size_download}}\n' {base}/objects/public/video.bin   # MISS: streamed and stored slice by slice
+  curl -sI {base}/objects/public/video.bin | grep -i -e x-cache -e content-length           # HIT: nginx sends the file
+  curl -s -r 1000000-1000099 -D - -o /dev/null {base}/objects/public/video.bin              # 206 cut by nginx from the file
+  curl -s {base}/stats | python3 -m json.tool | grep -A16 '"files"'
 
 Freshness (README "Freshness and invalidation"):
   curl -i -X PURGE {base}/objects/local/README.md                     # drop one cached key

@@ -166,4 +166,16 @@ import Testing
         #expect(restarted.files?.body(for: "b/big") == nil)
         #expect(files(under: tier.root).isEmpty)
     }
+
+    /// fuzz-file-record's seed corpus, through the fuzzer's entry point; the seed record decodes.
+    @Test func theFileRecordSeedCorpusReplays() throws {
+        let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("fuzz/corpus/file-record")
+        let files = try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
+        #expect(files.count >= 3)
+        for file in files { try Data(contentsOf: file).withUnsafeBytes(ObjectCacheFuzzing.fileRecord) }
+        let seed = try Data(contentsOf: directory.appendingPathComponent("record"))
+        let record = try #require(FileRecord.decode(Array(seed)))
+        #expect(record.key == CacheKey("b/a key\né") && record.present == [true, false, true])
+    }
 }
