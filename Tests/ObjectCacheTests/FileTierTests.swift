@@ -27,7 +27,7 @@ import Testing
     private func fill(_ tier: FileTier, _ body: FileBody, slice index: Int, byte: UInt8 = 7) -> Bool {
         guard case let .fill(fill) = tier.claim(body, slice: index) else { return false }
         let bytes = [UInt8](repeating: byte, count: fill.remaining)
-        bytes.withUnsafeBytes { _ = fill.write($0) }
+        bytes.withUnsafeBytes { fill.write($0) }
         return fill.finish()
     }
 
@@ -65,7 +65,7 @@ import Testing
         #expect(fill(tier, body, slice: 3))
         // A fill that stops half-way leaves the slice absent.
         guard case let .fill(partial) = tier.claim(body, slice: 1) else { Issue.record("slice 1 should be free"); return }
-        [UInt8](repeating: 1, count: 1000).withUnsafeBytes { _ = partial.write($0) }
+        [UInt8](repeating: 1, count: 1000).withUnsafeBytes { partial.write($0) }
         #expect(!partial.finish())
         #expect(body.isPresent(from: 0, through: 65535))
         #expect(!body.isPresent(from: 0, through: 65536))
@@ -127,7 +127,7 @@ import Testing
         let body = try #require(tier.create(key: "b/k", length: 100_000, metadata: metadata(), modified: nil, timing: timing()))
         guard case let .fill(inFlight) = tier.claim(body, slice: 0) else { Issue.record("slice 0 should be free"); return }
         #expect(tier.remove("b/k"))
-        [UInt8](repeating: 1, count: inFlight.remaining).withUnsafeBytes { _ = inFlight.write($0) }
+        [UInt8](repeating: 1, count: inFlight.remaining).withUnsafeBytes { inFlight.write($0) }
         #expect(!inFlight.finish())
         #expect(!body.isLive && !body.isPresent(from: 0, through: 0))
         #expect(files(under: tier.root).isEmpty)
@@ -139,7 +139,7 @@ import Testing
         let body = try #require(tier.create(key: "b/k", length: 100_000, metadata: metadata(), modified: nil, timing: timing()))
         guard case let .fill(first) = tier.claim(body, slice: 1) else { Issue.record("slice 1 should be free"); return }
         guard case let .wait(flight) = tier.claim(body, slice: 1) else { Issue.record("a second request should wait"); return }
-        [UInt8](repeating: 1, count: first.remaining).withUnsafeBytes { _ = first.write($0) }
+        [UInt8](repeating: 1, count: first.remaining).withUnsafeBytes { first.write($0) }
         #expect(first.finish())
         if case .finished = flight.wait(stallLimit: 1) {} else { Issue.record("the waiter is released") }
         if case .present = tier.claim(body, slice: 1) {} else { Issue.record("then finds the slice on disk") }
