@@ -291,7 +291,11 @@ def test_a_full_disk_streams_uncached_logs_once_and_counts(tmp_path):
         stack.stop_worker()
         mount_point = Path(stack.cache_dir)
         mount_point.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(mount_point)], check=True)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(mount_point)],
+                                 capture_output=True, text=True)
+        if mounted.returncode != 0:
+            mount_point = None
+            pytest.skip(f"cannot mount a 1 MiB tmpfs here: {mounted.stderr.strip()}")
         stack.restart_worker()
         bodies = {f"full-{index}.bin": os.urandom(LENGTH) for index in range(3)}
         for key, body in bodies.items():

@@ -109,7 +109,7 @@ final class FileReads {
         guard body.isPresent(from: start, through: end) else { return false }
         let location = Self.redirectPrefix + (partial ? "range/" : "whole/") + body.name
         try response.sendHead(status: 200, headers: headers + [("X-Accel-Redirect", location)])
-        response.redirected(bytes: end - start + 1)
+        response.redirected(status: partial ? 206 : 200, bytes: end - start + 1)
         files.statistics.redirects.add(1, ordering: .relaxed)
         files.statistics.bytesRedirected.add(end - start + 1, ordering: .relaxed)
         return true

@@ -79,8 +79,10 @@ final class ResponseWriter {
         try exchange.write(head)
     }
 
-    /// The head just sent handed the body to nginx (`X-Accel-Redirect`): it sends `bytes`.
-    func redirected(bytes: Int) {
+    /// The head just sent handed the body to nginx (`X-Accel-Redirect`): it answers `status`
+    /// (a 206 comes from its range filter) with `bytes`, which the access log records.
+    func redirected(status: Int, bytes: Int) {
+        self.status = status
         bodyBytesSent = Int64(bytes)
         isComplete = true
     }
