@@ -293,6 +293,25 @@ public final class FastCGIRequest {
         try written.get()
     }
 
+    /// Whether nginx closed the connection (its client went away), waiting up to `seconds` for
+    /// it after pushing out what is buffered. For a response about to cost a fetch that only a
+    /// client still reading would use.
+    public func peerClosed(within seconds: Double) -> Bool {
+        guard (try? flush()) != nil else { return true }
+        let fd = request.pointee.ipcFd
+        guard fd >= 0 else { return true }
+        // POLLRDHUP (0x2000, a GNU extension the Glibc module does not export): nginx shut the
+        // connection down; it sends nothing more on it while a response is being written.
+        let peerShutdown: Int16 = 0x2000
+        var entry = pollfd(fd: fd, events: peerShutdown, revents: 0)
+        let milliseconds = Int32(max(0, min(seconds, 60)) * 1000)
+        while true {
+            let ready = poll(&entry, 1, milliseconds)
+            if ready < 0, errno == EINTR { continue }
+            return ready > 0 && entry.revents & (peerShutdown | Int16(POLLHUP) | Int16(POLLERR)) != 0
+        }
+    }
+
     /// Pushes buffered output to nginx now (libfcgi otherwise sends in 8 KiB records).
     public func flush() throws(FastCGIError) {
         guard !outputFailed, !aborted else { throw .clientGone }

@@ -35,6 +35,9 @@ final class FakeExchange: Exchange {
     func write(_ text: String) throws { try append(Array(text.utf8)) }
     func flush() throws {}
     func abort() { aborted = true }
+    /// Set to make the client look gone to a response about to fetch more.
+    var clientClosed = false
+    func peerClosed(within seconds: Double) -> Bool { clientClosed }
 
     private func append(_ bytes: some Collection<UInt8>) throws {
         precondition(!aborted, "written after abort()")

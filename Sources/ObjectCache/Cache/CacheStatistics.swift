@@ -34,6 +34,9 @@ public final class CacheStatistics: Sendable {
     public let backendRejections = Atomic<Int>(0)
     /// Body bytes sent to clients from memory.
     public let bytesServedFromCache = Atomic<Int>(0)
+    /// Body bytes received from S3 by fills for the heap tier (whole-object misses and
+    /// revalidations that changed; the file tier counts its own).
+    public let bytesFetched = Atomic<Int>(0)
 
     public init() {}
 }

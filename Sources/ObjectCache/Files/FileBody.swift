@@ -18,6 +18,9 @@ public final class FileBody: Sendable {
     /// S3's `Last-Modified` in seconds since the epoch: the data file's modification time.
     public let modified: Int?
     private let state: Mutex<State>
+    /// Held while the body's files are written or deleted: record rewrites share one temporary
+    /// name, and a deletion must not race a rewrite that would bring the record back.
+    let fileLock = Mutex(())
 
     struct State {
         var slices: [Slice]

@@ -101,7 +101,7 @@ public final class FileTier: Sendable {
             try FileSystem.setMode(body.path, Self.fileMode)
             defer { FileSystem.close(fd) }
             try FileSystem.truncate(fd, length: length)
-            try writeRecord(body.record(), for: body)
+            try writeRecord(for: body)
         } catch {
             Self.delete(body)
             noteFailure(error)
@@ -155,7 +155,7 @@ public final class FileTier: Sendable {
         body.update(metadata: metadata, timing: timing)
         guard body.isLive else { return }
         do {
-            try writeRecord(body.record(), for: body)
+            try writeRecord(for: body)
         } catch {
             noteFailure(error)
         }
@@ -254,16 +254,16 @@ public final class FileTier: Sendable {
             release(fill.reserved, for: body)
             return false
         }
-        guard let record = body.finish(fill.index, flight: fill.flight, complete: true) else {
+        guard body.finish(fill.index, flight: fill.flight, complete: true) != nil else {
             release(fill.reserved, for: body)
             return false
         }
         do {
-            try writeRecord(record, for: body)
+            try writeRecord(for: body)
         } catch {
+            // The slice is on disk and served; only a restart will not know of it.
             noteFailure(error)
-            remove(body)
-            return false
+            return true
         }
         failing.store(false, ordering: .relaxed)
         statistics.slicesFilled.add(1, ordering: .relaxed)
@@ -289,15 +289,22 @@ public final class FileTier: Sendable {
 
     // MARK: Files
 
-    private func writeRecord(_ record: FileRecord, for body: FileBody) throws(SystemError) {
-        // Records stay the worker's own (0600): nginx has no use for them.
-        try FileSystem.replaceContents(of: body.path + ".meta", with: record.encoded(), temporary: body.path + ".meta.tmp")
+    /// Writes the body's record as it stands now (a commit that waited for another writes the
+    /// slices that one committed too), unless the body left the tier meanwhile.
+    private func writeRecord(for body: FileBody) throws(SystemError) {
+        try body.fileLock.withLock { _ throws(SystemError) in
+            guard body.isLive else { return }
+            // Records stay the worker's own (0600): nginx has no use for them.
+            try FileSystem.replaceContents(of: body.path + ".meta", with: body.record().encoded(), temporary: body.path + ".meta.tmp")
+        }
     }
 
     static func delete(_ body: FileBody) {
-        FileSystem.remove(body.path + ".meta")
-        FileSystem.remove(body.path)
-        FileSystem.remove(body.path + ".meta.tmp")
+        body.fileLock.withLock { _ in
+            FileSystem.remove(body.path + ".meta")
+            FileSystem.remove(body.path)
+            FileSystem.remove(body.path + ".meta.tmp")
+        }
     }
 
     /// Reads every record under `root`, keeps the bodies whose record and data file agree, and

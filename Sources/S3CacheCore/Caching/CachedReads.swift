@@ -156,6 +156,7 @@ final class CachedReads {
                     onHead: { try fill.begin($0) },
                     onBody: { chunk in
                         flight.recordProgress()
+                        if fill.fileFill == nil { statistics.bytesFetched.add(chunk.count, ordering: .relaxed) }
                         try fill.append(chunk)
                     })
             }

@@ -63,6 +63,14 @@ final class FileReads {
         }
         let length = body.length
         let whole = CachedResponder.wholeHeaders(metadata, originalLength: length, gzipLength: nil, sendsGzip: false)
+        /// An answer that fetches some of its slices says so (`detail=partial`): not all of it
+        /// came from the cache.
+        func reported(_ start: Int, _ end: Int) -> [(name: String, value: String)] {
+            guard report.result == .hit, !body.isPresent(from: start, through: end) else { return report.headers }
+            var partial = report
+            partial.detail = "partial"
+            return partial.headers
+        }
         switch request.byteRange(length: length, strongETag: metadata.etag, lastModified: metadata.lastModified) {
         case .unsatisfiable:
             var error = HTTPError(status: 416, code: "range_not_satisfiable", message: "the requested range is not satisfiable")
@@ -72,20 +80,22 @@ final class FileReads {
             if try redirect(body, from: start, through: end, partial: true, headers: whole + report.headers, request: request, response: response) {
                 return
             }
+            let reportHeaders = reported(start, end)
             try fetchFirstMissingSlice(body, from: start, through: end, address: address)
             try response.sendHead(
                 status: 206,
                 headers: [
                     ("Content-Type", metadata.contentType), ("Content-Length", String(end - start + 1)),
                     ("Content-Range", "bytes \(start)-\(end)/\(length)"), ("ETag", metadata.etag), ("Accept-Ranges", "bytes"),
-                ] + CachedResponder.commonHeaders(metadata, isCompressed: false) + report.headers)
+                ] + CachedResponder.commonHeaders(metadata, isCompressed: false) + reportHeaders)
             try stream(body, address: address, from: start, through: end, response: response)
         case .whole:
             if try redirect(body, from: 0, through: length - 1, partial: false, headers: whole + report.headers, request: request, response: response) {
                 return
             }
+            let reportHeaders = reported(0, length - 1)
             try fetchFirstMissingSlice(body, from: 0, through: length - 1, address: address)
-            try response.sendHead(status: 200, headers: whole + report.headers)
+            try response.sendHead(status: 200, headers: whole + reportHeaders)
             try stream(body, address: address, from: 0, through: length - 1, response: response)
         }
     }
@@ -136,13 +146,27 @@ final class FileReads {
 
     /// Bytes `start...end` of `body`, slice by slice: read from the file where they are on
     /// disk, fetched from S3 (and stored) where they are not.
+    ///
+    /// Media players and probes ask for everything from an offset (`bytes=0-`) and hang up once
+    /// they have read a little. The bytes on disk go out at once and sit in socket buffers, so
+    /// before the first slice this answer would fetch after sending some, the worker gives the
+    /// client `readAheadPause` to hang up: a probe that read what it wanted then costs S3 nothing.
     func stream(_ body: FileBody, address: ObjectAddress, from start: Int, through end: Int, response: ResponseWriter) throws {
+        var paused = false
         for index in body.slices(from: start, through: end) {
             let slice = body.bounds(ofSlice: index)
             let wanted = max(start, slice.lowerBound)...min(end, slice.upperBound - 1)
+            if response.bodyBytesSent > 0, !body.isPresent(slice: index) {
+                if response.clientGone(within: paused ? 0 : Self.readAheadPause) { throw FastCGIError.clientGone }
+                paused = true
+            }
             try sendSlice(body, index: index, wanted: wanted, address: address, response: response)
         }
     }
+
+    /// How long a streamed answer waits, once, for its client to hang up before it fetches a
+    /// slice nobody may read.
+    static let readAheadPause = 0.1
 
     private func sendSlice(
         _ body: FileBody, index: Int, wanted: ClosedRange<Int>, address: ObjectAddress, response: ResponseWriter
@@ -242,10 +266,9 @@ final class FileReads {
         guard position == slice.upperBound else { throw ObjectChanged() }
         fill?.finish()
         if let failure = files.takeEpisodeStart() { reportFailure(failure) }
-        if clientGone { throw ClientWentAway() }
+        if clientGone { throw FastCGIError.clientGone }
     }
 
-    struct ClientWentAway: Error {}
 
     /// Whether S3's answer is exactly the slice asked for, of the version asked for.
     private static func isSlice(_ head: S3ResponseHead, _ slice: Range<Int>, of length: Int, etag: String) -> Bool {

@@ -324,6 +324,7 @@ final class ParameterExchange: Exchange {
     func write(_ text: String) throws {}
     func flush() throws {}
     func abort() {}
+    func peerClosed(within seconds: Double) -> Bool { false }
 }
 
 /// Bytes given out in small pieces, as a slow client sends them.

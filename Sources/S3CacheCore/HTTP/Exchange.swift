@@ -20,6 +20,8 @@ public protocol Exchange: AnyObject {
     /// before the end of the body), never as a complete response. For errors after the head
     /// went out; nothing more is written afterwards.
     func abort()
+    /// Whether nginx closed the connection (the client went away), waiting up to `seconds`.
+    func peerClosed(within seconds: Double) -> Bool
 }
 
 extension FastCGIRequest: Exchange {}

@@ -87,6 +87,11 @@ final class ResponseWriter {
         isComplete = true
     }
 
+    /// Whether the client went away (nginx closed the connection), waiting up to `seconds`.
+    func clientGone(within seconds: Double) -> Bool {
+        exchange.peerClosed(within: seconds)
+    }
+
     func sendBody(_ bytes: UnsafeRawBufferPointer) throws {
         guard !isHead, bytes.count > 0 else { return }
         try exchange.write(bytes)

@@ -60,6 +60,9 @@ final class CacheMetrics: Sendable {
             tracked("s3cache_cache_served_bytes_total", "Body bytes sent to clients from memory (origin bytes saved)") {
                 $0.bytesServedFromCache.load(ordering: .relaxed)
             },
+            tracked("s3cache_cache_fetched_bytes_total", "Body bytes received from S3 to fill the memory tier") {
+                $0.bytesFetched.load(ordering: .relaxed)
+            },
         ])
         entries = registry.gauge("s3cache_cache_entries", help: "Entries held, negative ones included")
         bytes = registry.gauge("s3cache_cache_bytes", help: "Bytes held, counted against the bound (bodies as stored, keys, metadata)")

@@ -118,6 +118,7 @@ public final class SharedState: Sendable {
             ("original_bytes", .int(Int64(usage.originalBytes))),
             ("stored_body_bytes", .int(Int64(usage.storedBodyBytes))),
             ("bytes_served_from_cache", count(stats.bytesServedFromCache)),
+            ("bytes_fetched", count(stats.bytesFetched)),
             ("backend_fetches_saved", .int(Int64(saved))),
             ("files", fileStatistics(cache.files)),
             ("notifications", notifications),
