@@ -81,7 +81,11 @@ final class FileReads {
                 return
             }
             let reportHeaders = reported(start, end)
-            try fetchFirstMissingSlice(body, from: start, through: end, address: address)
+            // A range's client may stop reading at any point (a player probing a file): only
+            // the slice its first bytes need is fetched before the head.
+            if !body.isPresent(slice: start / body.sliceSize) {
+                try fetchFirstMissingSlice(body, from: start, through: end, address: address)
+            }
             try response.sendHead(
                 status: 206,
                 headers: [
@@ -136,7 +140,8 @@ final class FileReads {
 
     /// Fetches the first slice of `start...end` that is not on disk before anything is sent:
     /// when S3 no longer holds this version, the request can still start over with the new one
-    /// rather than be cut short (as it is when the object changes later in the stream).
+    /// rather than be cut short (as it is when the object changes later in the stream). For a
+    /// whole GET, whose client reads it all, and for the first slice of a range.
     private func fetchFirstMissingSlice(_ body: FileBody, from start: Int, through end: Int, address: ObjectAddress) throws {
         guard let index = body.slices(from: start, through: end).first(where: { !body.isPresent(slice: $0) }),
               case let .fill(fill) = files.claim(body, slice: index)
