@@ -313,3 +313,31 @@ def test_a_full_disk_streams_uncached_logs_once_and_counts(tmp_path):
             c.stop()
         if mount_point is not None:
             subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_the_heaps_memory_bound_holds_while_the_file_tier_holds_much_more():
+    """MAX_CACHE_SIZE=16 MB and 384 MiB poured through the file tier: the worker's peak RSS grows
+    by the heap's bound and a margin at most (file bytes pass through 256 KiB buffers, never
+    held), while the directory holds twenty times the heap's bound."""
+    c = start_cache_stack(file_tier=True, worker_env=files_env(
+        MAX_CACHE_SIZE="16", CACHE_DIR_SIZE="1024", SLICE_SIZE="1M", CLEANUP_INTERVAL="1"))
+    stack = c.stack
+    try:
+        body = os.urandom(32 << 20)
+        keys = [f"rss-{index}.bin" for index in range(12)]
+        for key in keys:
+            put(stack, key, body)
+        get(stack, "private", keys[0])  # threads, buffers and connections warmed up
+        idle = stack.worker_memory()["VmRSS"]
+        stack.reset_worker_peak_rss()
+        with ThreadPoolExecutor(4) as pool:
+            replies = list(pool.map(lambda key: get(stack, "private", key), keys))
+        assert all(reply.status == 200 and reply.body == body for reply in replies)
+        for key in keys:  # hits, partly sent by the worker, partly by nginx
+            assert get(stack, "private", key, headers={"Range": "bytes=1000-5000000"}).status == 206
+        peak = stack.worker_memory()["VmHWM"]
+        files = stats(stack)["files"]
+        assert files["bytes"] >= 12 * (32 << 20) > 20 * (16 << 20)
+        assert peak - idle <= (16 << 20) + (48 << 20), f"peak RSS grew by {(peak - idle) >> 20} MiB"
+    finally:
+        c.stop()
