@@ -127,7 +127,7 @@ public final class FileTier: Sendable {
             return body
         }
         guard let body else { return false }
-        retire([body])
+        retire([body], evicted: false)
         return true
     }
 
@@ -140,7 +140,7 @@ public final class FileTier: Sendable {
             state.charged[body.id] = nil
             return true
         }
-        if removed { retire([body]) }
+        if removed { retire([body], evicted: false) }
         body.retire()
     }
 
@@ -233,11 +233,12 @@ public final class FileTier: Sendable {
         return displaced
     }
 
-    private func retire(_ bodies: [FileBody]) {
+    /// Takes bodies out of service and deletes their files; `evicted` when the bound made room.
+    private func retire(_ bodies: [FileBody], evicted: Bool = true) {
         for body in bodies {
             body.retire()
             Self.delete(body)
-            statistics.evictions.add(1, ordering: .relaxed)
+            if evicted { statistics.evictions.add(1, ordering: .relaxed) }
         }
     }
 
