@@ -122,6 +122,26 @@ import Testing
         #expect(tier.create(key: "b/huge", length: capacity + 1, metadata: metadata(), modified: nil, timing: timing()) == nil)
     }
 
+    @Test func aBodyGrowingInAFullTierEvictsOthersNotItself() throws {
+        let capacity = 4 << 20
+        let tier = try FileTier(directory: directory, capacity: capacity, sliceSize: 1 << 16)
+        for index in 0..<12 {
+            let other = try #require(tier.create(key: CacheKey("b/old-\(index)"), length: 300_000, metadata: metadata(), modified: nil, timing: timing()))
+            for slice in 0..<other.sliceCount { fill(tier, other, slice: slice) }
+        }
+        // The others are read: S3-FIFO moves them to its main queue.
+        for _ in 0..<2 { for index in 0..<12 { _ = tier.body(for: CacheKey("b/old-\(index)")) } }
+        // Larger than the probationary queue (a tenth of the bound): re-inserted at each slice,
+        // as it once was, it was evicted by its own growth.
+        let big = try #require(tier.create(key: "b/big", length: 2 << 20, metadata: metadata(), modified: nil, timing: timing()))
+        for slice in 0..<big.sliceCount {
+            #expect(fill(tier, big, slice: slice), "slice \(slice)")
+            #expect(big.isLive)
+        }
+        #expect(big.isPresent(from: 0, through: (2 << 20) - 1))
+        #expect(tier.usage().bytes <= capacity)
+    }
+
     @Test func aRemovedBodyIsDeletedAndAFillInFlightStoresNothing() throws {
         let tier = try FileTier(directory: directory, capacity: 64 << 20, sliceSize: 1 << 16)
         let body = try #require(tier.create(key: "b/k", length: 100_000, metadata: metadata(), modified: nil, timing: timing()))

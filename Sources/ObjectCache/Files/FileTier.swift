@@ -198,22 +198,26 @@ public final class FileTier: Sendable {
     /// Charges `bytes` more to `body`, evicting others to make room; false when the body is no
     /// longer held (or was itself displaced).
     private func reserve(_ bytes: Int, for body: FileBody) -> Bool {
-        let displaced: [FileBody]? = state.withLock { state in
-            guard state.policy.peek(body.key) === body, let charged = state.charged[body.id] else { return nil }
-            state.charged[body.id] = charged + bytes
-            return admit(&state, body, cost: charged + bytes)
-        }
-        guard let displaced else { return false }
+        guard let displaced = resize(body, by: bytes) else { return false }
         retire(displaced)
         return body.isLive
     }
 
     /// Gives back what a fill reserved and did not store.
     func release(_ bytes: Int, for body: FileBody) {
+        if let displaced = resize(body, by: -bytes) { retire(displaced) }
+    }
+
+    /// Changes what `body` is charged by `delta` in place; the bodies evicted for it (itself
+    /// among them when it no longer fits), or nil when it is not held.
+    private func resize(_ body: FileBody, by delta: Int) -> [FileBody]? {
         state.withLock { state in
-            guard let charged = state.charged[body.id], state.policy.peek(body.key) === body else { return }
-            state.charged[body.id] = charged - bytes
-            _ = admit(&state, body, cost: charged - bytes)
+            guard state.policy.peek(body.key) === body, let charged = state.charged[body.id],
+                  let evicted = state.policy.resize(body.key, cost: charged + delta)
+            else { return nil }
+            state.charged[body.id] = charged + delta
+            for (_, other) in evicted { state.charged[other.id] = nil }
+            return evicted.map(\.value)
         }
     }
 
@@ -250,7 +254,7 @@ public final class FileTier: Sendable {
             try FileSystem.syncData(fd)
             if let modified = body.modified { try FileSystem.setModificationTime(fd, seconds: modified) }
         } catch {
-            noteFailure(error)
+            if body.isLive { noteFailure(error) }
             _ = body.finish(fill.index, flight: fill.flight, complete: false)
             release(fill.reserved, for: body)
             return false
@@ -425,7 +429,8 @@ public final class SliceFill {
             written += min(bytes.count, remaining)
         } catch {
             failed = true
-            tier.noteFailure(error)
+            // A body evicted or invalidated meanwhile has no file any more: not a disk failure.
+            if body.isLive { tier.noteFailure(error) }
         }
     }
 

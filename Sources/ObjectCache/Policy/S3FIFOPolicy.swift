@@ -103,6 +103,30 @@ public struct S3FIFOPolicy<Key: Hashable, Value>: EvictionPolicy {
         return true
     }
 
+    /// Changes a held entry's cost in place (a file body that grows as its slices are filled)
+    /// and counts the change as a use, then evicts others until the budget holds. Unlike a
+    /// second `insert`, the entry keeps its queue and its hits, so a body being filled is not
+    /// exposed to eviction by its own growth. Returns what was evicted (the entry itself when it
+    /// no longer fits at all), or nil when `key` is not held.
+    public mutating func resize(_ key: Key, cost: Int) -> [(key: Key, value: Value)]? {
+        guard let slot = index[key] else { return nil }
+        guard cost <= queueCapacity else {
+            let value = slots[slot].value
+            drop(slot)
+            return [(key, value)]
+        }
+        let delta = cost - slots[slot].cost
+        slots[slot].cost = cost
+        if slots[slot].queue == Self.mainQueue { main.cost += delta } else { small.cost += delta }
+        if slots[slot].frequency < Self.maxFrequency { slots[slot].frequency += 1 }
+        var evicted: [(key: Key, value: Value)] = []
+        while small.cost + main.cost > queueCapacity {
+            guard let victim = small.cost > smallTarget || main.count == 0 ? evictFromSmall() : evictFromMain() else { break }
+            evicted.append(victim)
+        }
+        return evicted
+    }
+
     private mutating func evictFromSmall() -> (key: Key, value: Value)? {
         while small.tail >= 0 {
             let slot = small.tail
