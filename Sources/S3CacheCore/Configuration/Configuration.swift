@@ -180,7 +180,7 @@ public struct Configuration: Sendable, Equatable {
                 variable: "MAX_OBJECT_SIZE", value: env.raw("MAX_OBJECT_SIZE") ?? String(objectSize),
                 reason: "cannot exceed half of MAX_CACHE_SIZE (\(cacheSize / 2) bytes)")
         }
-        let cacheDirectory = env.string("CACHE_DIR", default: "/var/cache/s3cache")
+        let cacheDirectory = env.values["CACHE_DIR"].map { $0.trimmingWhitespace() } ?? "/var/cache/s3cache"  // blank: the tier is off
         guard cacheDirectory.isEmpty || (cacheDirectory.hasPrefix("/") && !cacheDirectory.split(separator: "/").contains("..")) else {
             throw ConfigurationError(variable: "CACHE_DIR", value: cacheDirectory, reason: "expected an absolute path without ..")
         }
