@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
-from stack import REPO, Stack, free_port, upstream_keepalive  # noqa: E402
+from stack import REPO, Stack, _Process, free_port, upstream_keepalive, wait_until  # noqa: E402
 
-from .servers import Ports, http_config, responder_fastcgi  # noqa: E402
+from .servers import Ports, heap_config, heap_fastcgi, http_config, responder_fastcgi  # noqa: E402
 from .workloads import BUCKET, Workload, gzip_bytes  # noqa: E402
 
 RESPONDER_SOURCE = Path(__file__).resolve().parent / "responder.c"
@@ -55,10 +55,16 @@ class BenchStack:
 
     def __init__(self, workloads: list[Workload], *, binary: str | None, threads: int, log_level: str,
                  proxy_gzip_level: int | None, keep: bool, nginx_workers: int, keepalive: int | None = None,
-                 clients: int | None = None):
+                 clients: int | None = None, file_tier: bool = False, file_min_size: str | None = None,
+                 heap_worker: bool = False, worker_env: dict[str, str] | None = None):
         """``keepalive`` replaces the shipped upstream's ``keepalive N`` (an operator's tuning);
-        ``clients`` is the most concurrent clients the benchmark will use (sizes the C responder)."""
+        ``clients`` is the most concurrent clients the benchmark will use (sizes the C responder).
+        ``file_tier`` gives the s3cache column the file tier (CACHE_DIR in the stack's directory,
+        ``FILE_MIN_SIZE=file_min_size`` when given); ``heap_worker`` adds the s3cache-heap
+        column, a second worker with the file tier off. ``worker_env`` goes to both workers."""
         self.workloads = workloads
+        self.heap_worker = heap_worker
+        self.heap: _Process | None = None
         self.threads = threads
         self.nginx_workers = nginx_workers
         self.memory = _tmpfs_directory()
@@ -83,27 +89,39 @@ class BenchStack:
         responder_snippet = self.memory / "responder-fastcgi.conf"
         responder_snippet.write_text(responder_fastcgi((snippets / "s3cache-fastcgi.conf").read_text()))
         self.responder: subprocess.Popen | None = None
-        self.ports = Ports(static=free_port(), proxy_cache=free_port(), responder=free_port(), s3cache=free_port())
+        self.ports = Ports(static=free_port(), proxy_cache=free_port(), responder=free_port(), s3cache=free_port(),
+                           s3cache_heap=free_port() if heap_worker else 0)
         moto_port = free_port()
+        env = {
+            "ALLOWED_BUCKETS": f"{BUCKET}:read",
+            # Nothing may expire during the run: an expired entry would be revalidated against
+            # moto (a few hundred requests/s) and the row would measure moto, not the cache.
+            "CACHE_TTL": "86400",
+            "LOG_LEVEL": log_level,
+            **(worker_env or {}),
+        }
+        if file_tier and file_min_size:
+            env["FILE_MIN_SIZE"] = file_min_size
+        extra = http_config(self.ports, static_root=static_root, proxy_cache_dir=proxy_cache_dir,
+                            moto_port=moto_port, proxy_gzip_level=proxy_gzip_level, health_body=HEALTH_BODY,
+                            responder_socket=self.responder_socket, responder_snippet=responder_snippet,
+                            keepalive=self.keepalive)
+        self.heap_socket = self.memory / "heap.sock"
+        if heap_worker:
+            heap_snippet = self.memory / "heap-fastcgi.conf"
+            heap_snippet.write_text(heap_fastcgi((snippets / "s3cache-fastcgi.conf").read_text()))
+            extra += heap_config(self.ports.s3cache_heap, self.heap_socket, heap_snippet, self.keepalive)
         self.stack = Stack(
             binary=binary, moto_port=moto_port, buckets=(BUCKET,), threads=threads, keep=keep,
-            nginx_workers=nginx_workers, snippets_dir=snippets,
-            worker_env={
-                "ALLOWED_BUCKETS": f"{BUCKET}:read",
-                # Nothing may expire during the run: an expired entry would be revalidated against
-                # moto (a few hundred requests/s) and the row would measure moto, not the cache.
-                "CACHE_TTL": "86400",
-                "LOG_LEVEL": log_level,
-            },
-            http_extra=http_config(self.ports, static_root=static_root, proxy_cache_dir=proxy_cache_dir,
-                                   moto_port=moto_port, proxy_gzip_level=proxy_gzip_level, health_body=HEALTH_BODY,
-                                   responder_socket=self.responder_socket, responder_snippet=responder_snippet,
-                                   keepalive=self.keepalive))
+            nginx_workers=nginx_workers, snippets_dir=snippets, worker_env=env, file_tier=file_tier,
+            http_extra=extra)
 
     def __enter__(self) -> "BenchStack":
         try:
             self._start_responder()
             self.stack.start()
+            if self.heap_worker:
+                self._start_heap_worker()
             self._put_objects()
         except BaseException:
             self.close()
@@ -114,11 +132,42 @@ class BenchStack:
         self.close()
 
     def close(self) -> None:
+        if self.heap is not None:
+            self.heap.stop()
         self.stack.stop()
         if self.responder is not None and self.responder.poll() is None:
             self.responder.terminate()
             self.responder.wait(timeout=10)
         shutil.rmtree(self.memory, ignore_errors=True)
+
+    def file_tier_holds(self, length: int) -> bool:
+        """Whether the s3cache worker's CACHE_DIR holds a complete data file of ``length`` bytes
+        (the file tier's object files are ``objects/<xx>/<name>``, beside ``<name>.meta``)."""
+        folder = self.stack.cache_dir / "objects"
+        return folder.is_dir() and any(path.is_file() and not path.name.endswith(".meta") and path.stat().st_size == length
+                                       for path in folder.rglob("*"))
+
+    def heap_alive(self) -> bool:
+        return self.heap is not None and self.heap.alive()
+
+    def worker_logs(self) -> list[Path]:
+        """Every worker log to scan for warnings: the stack's worker and the heap-only one."""
+        logs = [self.stack.worker_log_path()]
+        if self.heap is not None:
+            logs.append(self.heap.stdout_path)
+        return logs
+
+    def _start_heap_worker(self) -> None:
+        """The s3cache-heap column's worker: the stack's own environment, the file tier off."""
+        env = self.stack.worker_environment()
+        env["FCGI_LISTEN"] = str(self.heap_socket)
+        env["CACHE_DIR"] = ""
+        env["CACHE_DIR_SIZE"] = "0"   # also off on a worker that reads a blank CACHE_DIR as its default
+        env.pop("FILE_MIN_SIZE", None)
+        self.heap = _Process("worker (heap only)", [str(self.stack.binary)], env=env,
+                             stdout=self.stack.logs / "worker-heap.log", stderr=self.stack.logs / "worker-heap.err")
+        wait_until(self.heap_socket.exists, 30, f"heap-only worker socket {self.heap_socket}",
+                   check=self.heap.ensure_alive)
 
     def responder_alive(self) -> bool:
         return self.responder is not None and self.responder.poll() is None

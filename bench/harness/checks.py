@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .servers import PROXY_CACHE, S3CACHE, STATIC
+from .servers import PROXY_CACHE, S3CACHE, S3CACHE_HEAP, STATIC
 from .workloads import Workload, gzip_bytes
 
 
@@ -45,7 +45,7 @@ def worker_stats(port: int) -> dict:
 
 
 def _cache_header(target: str) -> str | None:
-    return {S3CACHE: "x-cache", PROXY_CACHE: "x-cache-status"}.get(target)
+    return {S3CACHE: "x-cache", S3CACHE_HEAP: "x-cache", PROXY_CACHE: "x-cache-status"}.get(target)
 
 
 def verify(target: str, port: int, workload: Workload) -> Answer:

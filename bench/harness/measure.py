@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .checks import worker_stats
-from .servers import S3CACHE
+from .servers import WORKER_TARGETS
 from .workloads import Workload
 from .wrk import WrkResult, WrkSettings, run_wrk
 
@@ -16,11 +16,14 @@ if TYPE_CHECKING:
 
 
 def measure(target: str, workload: Workload, port: int, stack: "Stack", settings: WrkSettings,
-            expected_bytes: int, log_dir: Path) -> tuple[WrkResult, list[str]]:
-    """One wrk run, with the checks that make its number mean what the table says."""
+            expected_bytes: int, log_dir: Path, redirects: bool | None = None) -> tuple[WrkResult, list[str]]:
+    """One wrk run, with the checks that make its number mean what the table says.
+
+    ``redirects`` True: every hit must be a file-tier hit that nginx sent (X-Accel-Redirect,
+    the worker's ``files.redirects``); False: none may be; None: not checked."""
     problems: list[str] = []
     backend_before = stack.backend_requests()
-    stats_before = worker_stats(port) if target == S3CACHE and not workload.is_health else None
+    stats_before = worker_stats(port) if target in WORKER_TARGETS and not workload.is_health else None
     url = f"http://127.0.0.1:{port}{workload.path}"
     result = run_wrk(url, settings, accept_gzip=workload.gzip, log=log_dir / f"wrk-{workload.slug}-{target.replace(' ', '_')}-c{settings.connections}.txt")
     where = f"{workload.name} / {target} / -c{settings.connections}"
@@ -43,6 +46,14 @@ def measure(target: str, workload: Workload, port: int, stack: "Stack", settings
         served = after["hits"] - stats_before["hits"]
         if served < result.requests:
             problems.append(f"{where}: wrk completed {result.requests} requests but the worker counted {served} hits")
+        # /stats has a "files" section from the worker that counts redirects on; before it, the
+        # caller checks the object is a file in CACHE_DIR (BenchStack.file_tier_holds).
+        if redirects is not None and "redirects" in after.get("files", {}):
+            sent = after["files"]["redirects"] - stats_before["files"]["redirects"]
+            if redirects and sent < result.requests:
+                problems.append(f"{where}: {result.requests} requests but only {sent} file-tier redirects (X-Accel-Redirect)")
+            if not redirects and sent:
+                problems.append(f"{where}: {sent} file-tier redirects where every hit should come from memory")
     return result, problems
 
 

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STATIC, PROXY_CACHE, RESPONDER, S3CACHE = "static", "proxy_cache", "C libfcgi", "s3cache"
+# A second worker with the file tier off (CACHE_DIR empty): every hit from memory, as before
+# issue 9. Only when the BenchStack is asked for it (``heap_worker=True``).
+S3CACHE_HEAP = "s3cache-heap"
 TARGETS = (STATIC, PROXY_CACHE, RESPONDER, S3CACHE)
+# The worker targets: /stats tells their hits.
+WORKER_TARGETS = (S3CACHE, S3CACHE_HEAP)
 # The bare C responder answers only these rows: it is the transport's ceiling, not a cache.
 RESPONDER_ROWS = ("1k", "health")
 
@@ -28,10 +33,11 @@ class Ports:
     proxy_cache: int
     responder: int
     s3cache: int
+    s3cache_heap: int = 0
 
     def of(self, target: str) -> int:
         return {STATIC: self.static, PROXY_CACHE: self.proxy_cache, RESPONDER: self.responder,
-                S3CACHE: self.s3cache}[target]
+                S3CACHE: self.s3cache, S3CACHE_HEAP: self.s3cache_heap}[target]
 
 
 def responder_fastcgi(shipped: str) -> str:
@@ -47,6 +53,39 @@ def responder_fastcgi(shipped: str) -> str:
     if "fastcgi_pass bench_responder;" not in text:
         raise ValueError("the shipped s3cache-fastcgi.conf has no 'fastcgi_pass s3cache;' to point elsewhere")
     return text
+
+
+def heap_fastcgi(shipped: str) -> str:
+    """The shipped ``s3cache-fastcgi.conf`` pointed at the heap-only worker's upstream (as
+    ``responder_fastcgi`` does for the C responder)."""
+    return responder_fastcgi(shipped).replace("fastcgi_pass bench_responder;", "fastcgi_pass bench_s3cache_heap;")
+
+
+def heap_config(port: int, socket: Path, snippet: Path, keepalive: int | None) -> str:
+    """The heap-only worker's upstream (the shipped keep-alive) and server: objects and /stats."""
+    keepalive_line = "" if keepalive is None else f"\n        keepalive {keepalive};"
+    return f"""
+    # (e) s3cache with the file tier off: a second worker (CACHE_DIR empty) behind the same
+    #     FastCGI settings and keep-alive as the shipped upstream. Every hit from memory.
+    upstream bench_s3cache_heap {{
+        server unix:{socket};{keepalive_line}
+        keepalive_requests 1000;
+        keepalive_timeout 30s;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        access_log off;
+        location ^~ /objects/ {{
+            include {snippet};
+        }}
+        location = /stats {{
+            include {snippet};
+        }}
+        location = /health {{
+            include {snippet};
+        }}
+    }}
+"""
 
 
 def http_config(ports: Ports, *, static_root: Path, proxy_cache_dir: Path, moto_port: int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -65,14 +66,17 @@ def wrk_binary() -> str:
 
 
 def run_wrk(url: str, settings: WrkSettings, *, accept_gzip: bool, log: Path | None = None,
-            headers: dict[str, str] | None = None) -> WrkResult:
+            headers: dict[str, str] | None = None, script: Path | None = None,
+            env: dict[str, str] | None = None) -> WrkResult:
     """One wrk run against ``url``; ``accept_gzip`` sends ``Accept-Encoding: gzip`` (gzip.lua),
-    ``headers`` are sent with every request."""
-    script = GZIP_REPORTER if accept_gzip else REPORTER
+    ``headers`` are sent with every request. ``script`` replaces the reporter (it must end by
+    running report.lua); ``env`` is added to wrk's environment (for the script's os.getenv)."""
+    script = script or (GZIP_REPORTER if accept_gzip else REPORTER)
     extra = [argument for name, value in (headers or {}).items() for argument in ("-H", f"{name}: {value}")]
     argv = [wrk_binary(), f"-t{settings.threads}", f"-c{settings.connections}", f"-d{_seconds(settings.duration)}",
             "--timeout", _seconds(settings.timeout), "--latency", *extra, "-s", str(script), url]
-    completed = subprocess.run(argv, capture_output=True, text=True, timeout=settings.duration + 60)
+    completed = subprocess.run(argv, capture_output=True, text=True, timeout=settings.duration + 60,
+                               env={**os.environ, **env} if env else None)
     output = completed.stdout + completed.stderr
     if log is not None:
         log.write_text(" ".join(argv) + "\n" + output)
