@@ -341,3 +341,23 @@ def test_the_heaps_memory_bound_holds_while_the_file_tier_holds_much_more():
         assert peak - idle <= (16 << 20) + (48 << 20), f"peak RSS grew by {(peak - idle) >> 20} MiB"
     finally:
         c.stop()
+
+
+def test_a_file_removed_under_nginx_is_answered_by_the_worker_without_an_error(tiered):
+    """The worker redirects to a file that is gone by the time nginx opens it (deleted here
+    behind the worker's back; in service, an eviction or a write at that very moment): nginx's
+    404 goes back to the worker, which streams the answer, with no header doubled."""
+    key = f"{unique('gone')}.bin"
+    body = os.urandom(LENGTH)
+    put(tiered, key, body)
+    warm(tiered, key, body)
+    reference = get(tiered, "private", key)
+    (path,) = [p for p in data_files(tiered) if p.stat().st_size == LENGTH and p.read_bytes() == body]
+    path.unlink()
+    for headers, status, expected in (({}, 200, body), ({"Range": "bytes=100-199"}, 206, body[100:200])):
+        reply = raw_request(tiered, "GET", f"/objects/private/{key}", headers=headers)
+        assert reply.status == status and reply.body == expected, (headers, reply.status)
+        names = [name.lower() for name, _ in reply.header_list]
+        assert all(names.count(name) == 1 for name in set(names) if name != "vary"), reply.header_list
+        for name in ("etag", "content-type", "cache-control", "content-disposition", "last-modified"):
+            assert reply.headers[name] == reference.headers[name], name

@@ -118,6 +118,7 @@ final class FileReads {
             try response.sendHead(status: partial ? 206 : 200, headers: partialHeaders(headers, partial: partial, start, end, body.length))
             return true
         }
+        if response.answersMissingFile { return false }
         if let ifMatch = request.ifMatch, ifMatch.trimmingWhitespace() != "*" { return false }
         if request.ifUnmodifiedSince != nil, body.modified == nil { return false }
         guard body.isPresent(from: start, through: end) else { return false }

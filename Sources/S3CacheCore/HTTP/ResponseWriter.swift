@@ -14,6 +14,13 @@ final class ResponseWriter {
     var speaksS3 = false
     /// Headers every response to this request carries (CORS, `Cache-Control: private`).
     var addedHeaders: [(name: String, value: String)] = []
+    /// Set when this request is nginx's second try after a file of the file tier was gone:
+    /// the answer is streamed, never redirected again, and leaves out the headers nginx already
+    /// copied from the first answer (they would be doubled).
+    var answersMissingFile = false
+    /// What nginx copies from an answer that redirects (`ngx_http_upstream.c`'s redirect flag;
+    /// Content-Type too, but a second one replaces it).
+    static let copiedOnRedirect: Set<String> = ["cache-control", "expires", "content-disposition", "set-cookie", "accept-ranges"]
     /// Set once the client has everything the response promised (a bodyless response's head,
     /// a complete generated response); a streamed body is not known to be complete here.
     private(set) var isComplete = false
@@ -53,6 +60,7 @@ final class ResponseWriter {
         // $upstream_http_vary, which a file-tier answer's headers are restored from.
         var vary: [String] = []
         for (name, value) in headers where !(sandboxed && name.lowercased() == "content-disposition") {
+            if answersMissingFile, Self.copiedOnRedirect.contains(name.lowercased()) { continue }
             if name.utf8.count == 4, name.lowercased() == "vary" {
                 vary.append(value)
                 continue
@@ -63,9 +71,12 @@ final class ResponseWriter {
             head += "\r\n"
         }
         if sandboxed {
-            for (name, value) in ContentSafety.sandboxHeaders { head += "\(name): \(value)\r\n" }
+            for (name, value) in ContentSafety.sandboxHeaders where !(answersMissingFile && Self.copiedOnRedirect.contains(name.lowercased())) {
+                head += "\(name): \(value)\r\n"
+            }
         }
         for (name, value) in addedHeaders {
+            if answersMissingFile, Self.copiedOnRedirect.contains(name.lowercased()) { continue }
             if name.utf8.count == 4, name.lowercased() == "vary" {
                 vary.append(value)
             } else {

@@ -86,6 +86,9 @@ public final class Gateway {
         var audit = AuditFacts()
         if case let .object(address) = route {
             response.contentSafety = ContentSafety(sandboxesActiveContent: safeContentBuckets.contains(address.bucket))
+            // nginx found no file where an X-Accel-Redirect sent it (removed a moment before)
+            // and asks again through @s3cache_file_missing: a parameter, never a client header.
+            response.answersMissingFile = exchange.param("S3CACHE_FILE_MISSING") == "1"
         }
         do {
             cacheReport = try dispatch(
