@@ -136,20 +136,21 @@ public final class FileBody: Sendable {
     }
 
     /// Ends the fill of slice `index` by `flight`: present when `complete` and the body is still
-    /// in the tier. Returns the record to write when the slice became present.
-    func finish(_ index: Int, flight: Flight, complete: Bool) -> FileRecord? {
-        let updated: FileRecord? = state.withLock { state -> FileRecord? in
-            guard case let .filling(current) = state.slices[index], current === flight else { return nil }
+    /// in the tier. Returns whether the slice became present.
+    @discardableResult
+    func finish(_ index: Int, flight: Flight, complete: Bool) -> Bool {
+        let present = state.withLock { state -> Bool in
+            guard case let .filling(current) = state.slices[index], current === flight else { return false }
             guard complete, state.live else {
                 state.slices[index] = .absent
-                return nil
+                return false
             }
             state.slices[index] = .present
             state.presentCount += 1
-            return self.record(state)
+            return true
         }
         flight.finish(.abandoned)  // waiters look at the slice again
-        return updated
+        return present
     }
 
     /// Takes the body out of service: no slice is stored any more, waiters look again.

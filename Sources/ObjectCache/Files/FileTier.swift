@@ -188,7 +188,7 @@ public final class FileTier: Sendable {
         case let .fill(flight):
             let bytes = Self.blocks(body.bounds(ofSlice: index).count)
             guard reserve(bytes, for: body) else {
-                _ = body.finish(index, flight: flight, complete: false)
+                body.finish(index, flight: flight, complete: false)
                 return .uncached
             }
             return .fill(SliceFill(tier: self, body: body, index: index, flight: flight, reserved: bytes))
@@ -255,11 +255,11 @@ public final class FileTier: Sendable {
             if let modified = body.modified { try FileSystem.setModificationTime(fd, seconds: modified) }
         } catch {
             if body.isLive { noteFailure(error) }
-            _ = body.finish(fill.index, flight: fill.flight, complete: false)
+            body.finish(fill.index, flight: fill.flight, complete: false)
             release(fill.reserved, for: body)
             return false
         }
-        guard body.finish(fill.index, flight: fill.flight, complete: true) != nil else {
+        guard body.finish(fill.index, flight: fill.flight, complete: true) else {
             release(fill.reserved, for: body)
             return false
         }
@@ -451,7 +451,7 @@ public final class SliceFill {
         if complete, fd >= 0 { return tier.commit(self, fd: fd) }
         // The writes moved the file's time: back to S3's, which nginx checks If-Unmodified-Since against.
         if fd >= 0, let modified = body.modified { try? FileSystem.setModificationTime(fd, seconds: modified) }
-        _ = body.finish(index, flight: flight, complete: false)
+        body.finish(index, flight: flight, complete: false)
         tier.release(reserved, for: body)
         return false
     }
