@@ -156,7 +156,7 @@ final class FileReads {
     /// Media players and probes ask for everything from an offset (`bytes=0-`) and hang up once
     /// they have read a little. The bytes on disk go out at once and sit in socket buffers, so
     /// before the first slice this answer would fetch after sending some, the worker gives the
-    /// client `readAheadPause` to hang up: a probe that read what it wanted then costs S3 nothing.
+    /// client `readAheadPause` (250 ms) to hang up: a probe that read what it wanted then costs S3 nothing.
     func stream(_ body: FileBody, address: ObjectAddress, from start: Int, through end: Int, response: ResponseWriter) throws {
         var paused = false
         for index in body.slices(from: start, through: end) {
@@ -172,7 +172,7 @@ final class FileReads {
 
     /// How long a streamed answer waits, once, for its client to hang up before it fetches a
     /// slice nobody may read.
-    static let readAheadPause = 0.1
+    static let readAheadPause = 0.25
 
     private func sendSlice(
         _ body: FileBody, index: Int, wanted: ClosedRange<Int>, address: ObjectAddress, response: ResponseWriter
