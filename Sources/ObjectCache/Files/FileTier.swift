@@ -27,8 +27,10 @@ public final class FileTier: Sendable {
     private static let fileMode: UInt32 = 0o644
     private static let directoryMode: UInt32 = 0o711
     private let state: Mutex<TierState>
-    /// True while writes fail (a full disk): the failure is logged once per episode.
+    /// True while writes fail (a full disk): the failure is reported once per episode.
     private let failing = Atomic<Bool>(false)
+    /// Told the error that starts each episode of failures (the worker logs it).
+    private let reportFailure: @Sendable (SystemError) -> Void
 
     struct TierState {
         var policy: S3FIFOPolicy<CacheKey, FileBody>
@@ -42,7 +44,10 @@ public final class FileTier: Sendable {
 
     /// Opens the tier in `directory/objects` (created if missing) and rebuilds its index from
     /// the records found there; partial, corrupt and foreign files are removed.
-    public init(directory: String, capacity: Int, sliceSize: Int) throws(SystemError) {
+    public init(
+        directory: String, capacity: Int, sliceSize: Int, reportFailure: @escaping @Sendable (SystemError) -> Void = { _ in }
+    ) throws(SystemError) {
+        self.reportFailure = reportFailure
         precondition(sliceSize > 0 && capacity > 0)
         root = directory.hasSuffix("/") ? directory + "objects" : directory + "/objects"
         self.capacity = capacity
@@ -278,18 +283,10 @@ public final class FileTier: Sendable {
     // MARK: Failures
 
     /// Counts a failed file operation; the first after a success starts an episode, whose
-    /// error `takeEpisodeStart` hands out once, for the log.
+    /// error is reported.
     func noteFailure(_ error: SystemError) {
         statistics.ioErrors.add(1, ordering: .relaxed)
-        if !failing.exchange(true, ordering: .relaxed) { statistics.lastError.withLock { $0 = error } }
-    }
-
-    /// The error that started the current episode of failures, once: the caller logs it.
-    public func takeEpisodeStart() -> SystemError? {
-        statistics.lastError.withLock { error in
-            defer { error = nil }
-            return error
-        }
+        if !failing.exchange(true, ordering: .relaxed) { reportFailure(error) }
     }
 
     // MARK: Files
@@ -474,7 +471,6 @@ public final class FileTierStatistics: Sendable {
     /// Answers handed to nginx.
     public let redirects = Atomic<Int>(0)
     public let ioErrors = Atomic<Int>(0)
-    fileprivate let lastError = Mutex<SystemError?>(nil)
 
     init() {}
 }

@@ -1,4 +1,3 @@
-import Platform
 import Gzip
 import ObjectCache
 import S3Client
@@ -45,8 +44,6 @@ final class CacheFill {
         var create: (_ length: Int, _ metadata: ObjectMetadata, _ modified: Int?) -> FileBody?
         /// The body is in the tier: other requests may use it from now on.
         var publish: (FileBody, ObjectMetadata) -> Void
-        /// The first failure of an episode of file errors.
-        var reportFailure: (SystemError) -> Void
     }
 
     /// Stops the download when neither the client nor the cache wants more bytes.
@@ -87,7 +84,6 @@ final class CacheFill {
            Self.belongsInFiles(length: length, head: head, minSize: fileTarget.minSize, maxObjectSize: maxObjectSize)
         {
             fileBody = fileTarget.create(length, Self.metadata(head), HTTPDate.parse(head.header("Last-Modified") ?? "").map { Int($0) })
-            if fileBody == nil, let failure = fileTarget.files.takeEpisodeStart() { fileTarget.reportFailure(failure) }
         }
         if let body = fileBody, let fileTarget {
             fileFill = FileStreamFill(body: body, files: fileTarget.files)
@@ -138,7 +134,6 @@ final class CacheFill {
     func append(_ chunk: UnsafeRawBufferPointer) throws {
         if let fileFill {
             fileFill.append(chunk)
-            if let fileTarget, let failure = fileTarget.files.takeEpisodeStart() { fileTarget.reportFailure(failure) }
             guard sendsBody else { throw NothingWanted() }
             do {
                 try response.sendBody(chunk)

@@ -1,4 +1,3 @@
-import Platform
 import FastCGI
 import ObjectCache
 import S3Client
@@ -17,20 +16,18 @@ final class CachedReads {
     /// Where objects of at least this size go when a file tier is configured (`FILE_MIN_SIZE`).
     private let fileMinSize: Int
     private let fileReads: FileReads?
-    private let reportFileFailure: (SystemError) -> Void
 
     init(
         cache: ObjectCache, store: any ObjectStore, gate: BackendGate, fillBudget: FillBudget, waits: FollowerWaits,
-        fileMinSize: Int = .max, reportFileFailure: @escaping (SystemError) -> Void = { _ in }
+        fileMinSize: Int = .max
     ) {
         self.cache = cache
         self.store = store
         self.gate = gate
         self.fillBudget = fillBudget
         self.fileMinSize = fileMinSize
-        self.reportFileFailure = reportFileFailure
         fileReads = cache.files.map {
-            FileReads(cache: cache, files: $0, store: store, gate: gate, waits: waits, reportFailure: reportFileFailure)
+            FileReads(cache: cache, files: $0, store: store, gate: gate, waits: waits)
         }
         self.responder = CachedResponder(statistics: cache.statistics, files: fileReads)
         self.waits = waits
@@ -138,8 +135,7 @@ final class CachedReads {
                 publish: { [cache] body, metadata in
                     let state = CachedState.file(CachedFile(body: body, metadata: metadata))
                     complete(.record(cache.makeRecord(state, key: key, freshness: Self.freshness(state) ?? .configured)))
-                },
-                reportFailure: reportFileFailure)
+                })
         }
         let fill = CacheFill(
             maxObjectSize: cache.settings.maxObjectSize, budget: fillBudget, request: request, response: response,
@@ -276,7 +272,6 @@ final class CachedReads {
             try responder.send(record, address: address, report: report, request: request, response: response)
             return report
         }
-        if let failure = cache.files?.takeEpisodeStart() { reportFileFailure(failure) }
         complete(.uncacheable(reason: "range"))
         return nil
     }

@@ -18,8 +18,6 @@ final class FileReads {
     private let store: any ObjectStore
     private let gate: BackendGate
     private let waits: FollowerWaits
-    /// Told the first failure of each episode of file errors (a full disk): it logs it.
-    private let reportFailure: (SystemError) -> Void
 
     /// Where the internal locations are: `…/whole/<name>` sends the file as a 200,
     /// `…/range/<name>` lets nginx cut the one range the worker decided on.
@@ -27,16 +25,12 @@ final class FileReads {
     /// Bytes read from a file per write to nginx when the worker streams it.
     private static let readChunk = 256 << 10
 
-    init(
-        cache: ObjectCache, files: FileTier, store: any ObjectStore, gate: BackendGate, waits: FollowerWaits,
-        reportFailure: @escaping (SystemError) -> Void
-    ) {
+    init(cache: ObjectCache, files: FileTier, store: any ObjectStore, gate: BackendGate, waits: FollowerWaits) {
         self.cache = cache
         self.files = files
         self.store = store
         self.gate = gate
         self.waits = waits
-        self.reportFailure = reportFailure
     }
 
     /// S3 answered a slice fetch for another version than the body's: the object changed.
@@ -240,10 +234,7 @@ final class FileReads {
                     },
                     onBody: { chunk in
                         guard position + chunk.count <= slice.upperBound else { throw ObjectChanged() }
-                        if let fill {
-                            fill.write(chunk)
-                            if let failure = files.takeEpisodeStart() { reportFailure(failure) }
-                        }
+                        fill?.write(chunk)
                         files.statistics.bytesFetched.add(chunk.count, ordering: .relaxed)
                         if let wanted, let response, !clientGone {
                             let low = max(wanted.lowerBound, position), high = min(wanted.upperBound + 1, position + chunk.count)
@@ -271,7 +262,6 @@ final class FileReads {
         }
         guard position == slice.upperBound else { throw ObjectChanged() }
         fill?.finish()
-        if let failure = files.takeEpisodeStart() { reportFailure(failure) }
         if clientGone { throw FastCGIError.clientGone }
     }
 

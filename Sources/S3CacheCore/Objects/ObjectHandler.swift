@@ -1,5 +1,4 @@
 import FastCGI
-import Platform
 import ObjectCache
 import S3Client
 
@@ -24,8 +23,7 @@ final class ObjectHandler {
 
     init(
         store: any ObjectStore, limits: UploadLimits, gate: BackendGate, uploadGate: BackendGate, cache: ObjectCache?,
-        fillBudget: FillBudget, followerWaits: FollowerWaits, fileMinSize: Int = .max,
-        reportFileFailure: @escaping (SystemError) -> Void = { _ in }
+        fillBudget: FillBudget, followerWaits: FollowerWaits, fileMinSize: Int = .max
     ) {
         self.store = store
         self.limits = limits
@@ -34,8 +32,7 @@ final class ObjectHandler {
         self.cache = cache
         self.cachedReads = cache.map {
             CachedReads(
-                cache: $0, store: store, gate: gate, fillBudget: fillBudget, waits: followerWaits, fileMinSize: fileMinSize,
-                reportFileFailure: reportFileFailure)
+                cache: $0, store: store, gate: gate, fillBudget: fillBudget, waits: followerWaits, fileMinSize: fileMinSize)
         }
     }
 

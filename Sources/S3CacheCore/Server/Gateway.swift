@@ -46,12 +46,7 @@ public final class Gateway {
             store: store, limits: UploadLimits(configuration), gate: shared.gate, uploadGate: shared.uploadGate,
             cache: shared.cache,
             fillBudget: shared.fillBudget,
-            followerWaits: FollowerWaits(configuration), fileMinSize: Int(configuration.fileMinSize),
-            reportFileFailure: { error in
-                logger.error(
-                    "file tier: writing failed; objects stream from S3 uncached until a write succeeds",
-                    metadata: ["error": .string(error.description)])
-            })
+            followerWaits: FollowerWaits(configuration), fileMinSize: Int(configuration.fileMinSize))
         self.notifications = NotificationEndpoint(
             configuration, cache: shared.cache, statistics: shared.notificationStatistics)
         self.logger = logger

@@ -45,7 +45,11 @@ public enum Server {
             listen = try ListenSocket.open(configuration.listen, backlog: configuration.backlog)
         }
 
-        let shared = SharedState(configuration: configuration, logLevel: logLevel)
+        let shared = SharedState(configuration: configuration, logLevel: logLevel, reportFileFailure: { error in
+            logger.error(
+                "file tier: writing failed; objects stream from S3 uncached until a write succeeds",
+                metadata: ["error": .string(error.description)])
+        })
         try LogOutput.standardOutput.startFlushing(every: 0.1)
         let pool = WorkerPool(
             listen: listen, threads: configuration.threads, maxThreads: configuration.maxThreads,

@@ -24,7 +24,8 @@ public final class SharedState: Sendable {
 
     public init(
         configuration: Configuration, logLevel: LogLevelSetting? = nil, clock: any CacheClock = MonotonicClock(),
-        metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), readinessInterval: Double = 3
+        metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), readinessInterval: Double = 3,
+        reportFileFailure: @escaping @Sendable (SystemError) -> Void = { _ in }
     ) {
         live = LiveConfiguration(configuration)
         self.logLevel = logLevel ?? LogLevelSetting(configuration.logLevel)
@@ -34,7 +35,7 @@ public final class SharedState: Sendable {
             do {
                 files = try FileTier(
                     directory: configuration.cacheDirectory, capacity: Int(configuration.cacheDirectorySize),
-                    sliceSize: Int(configuration.sliceSize))
+                    sliceSize: Int(configuration.sliceSize), reportFailure: reportFileFailure)
             } catch {
                 fileTierError = error
             }
