@@ -93,34 +93,23 @@ final class CachedResponder {
 
         if request.hasPreconditions {
             let gzipTag = EntityTags.gzipTag(metadata.etag)
-            switch request.evaluate(etags: [metadata.etag, gzipTag], lastModified: metadata.lastModified) {
-            case .notModified:
-                let common = Self.commonHeaders(metadata, isCompressed: object.isCompressed)
-                try response.sendHead(status: 304, headers: [("ETag", useGzip ? gzipTag : metadata.etag)] + common + report.headers)
+            if try Self.answerPreconditions(
+                metadata, etags: [metadata.etag, gzipTag], sentTag: useGzip ? gzipTag : metadata.etag,
+                isCompressed: object.isCompressed, report: report, request: request, response: response)
+            {
                 return
-            case .failed:
-                var error = HTTPError(status: 412, code: "precondition_failed", message: "precondition failed")
-                error.headers += report.headers
-                try response.sendError(error)
-                return
-            case .proceed:
-                break
             }
         }
 
         let length = object.originalLength
         switch request.byteRange(length: length, strongETag: metadata.etag, lastModified: metadata.lastModified) {
         case .unsatisfiable:
-            var error = HTTPError(status: 416, code: "range_not_satisfiable", message: "the requested range is not satisfiable")
-            error.headers += [("Content-Range", "bytes */\(length)")] + report.headers
-            try response.sendError(error)
+            try Self.sendUnsatisfiable(length: length, report: report, response: response)
         case let .partial(start, end):
             try response.sendHead(
                 status: 206,
-                headers: [
-                    ("Content-Type", metadata.contentType), ("Content-Length", String(end - start + 1)),
-                    ("Content-Range", "bytes \(start)-\(end)/\(length)"), ("ETag", metadata.etag), ("Accept-Ranges", "bytes"),
-                ] + Self.commonHeaders(metadata, isCompressed: object.isCompressed) + report.headers)
+                headers: Self.partialHeaders(metadata, start: start, end: end, length: length, isCompressed: object.isCompressed)
+                    + report.headers)
             try sendOriginal(object, from: start, through: end, response: response)
         case .whole where useGzip:
             try sendWholeHead(object, gzip: true, report: report, response: response)
@@ -129,6 +118,45 @@ final class CachedResponder {
             try sendWholeHead(object, gzip: false, report: report, response: response)
             try sendOriginal(object, from: 0, through: length - 1, response: response)
         }
+    }
+
+    /// The 304 or 412 the request's preconditions call for, against `etags` (every tag issued for
+    /// the object) and its date; true when that answered the request. A 304 carries `sentTag`,
+    /// the tag of the representation the client would have got.
+    static func answerPreconditions(
+        _ metadata: ObjectMetadata, etags: [String], sentTag: String, isCompressed: Bool, report: CacheReport,
+        request: ReadRequest, response: ResponseWriter
+    ) throws -> Bool {
+        switch request.evaluate(etags: etags, lastModified: metadata.lastModified) {
+        case .notModified:
+            try response.sendHead(
+                status: 304, headers: [("ETag", sentTag)] + commonHeaders(metadata, isCompressed: isCompressed) + report.headers)
+            return true
+        case .failed:
+            var error = HTTPError(status: 412, code: "precondition_failed", message: "precondition failed")
+            error.headers += report.headers
+            try response.sendError(error)
+            return true
+        case .proceed:
+            return false
+        }
+    }
+
+    /// 416 for a range outside an object of `length` bytes.
+    static func sendUnsatisfiable(length: Int, report: CacheReport, response: ResponseWriter) throws {
+        var error = HTTPError(status: 416, code: "range_not_satisfiable", message: "the requested range is not satisfiable")
+        error.headers += [("Content-Range", "bytes */\(length)")] + report.headers
+        try response.sendError(error)
+    }
+
+    /// The headers of a 206 with bytes `start...end` of the object as S3 holds it.
+    static func partialHeaders(_ metadata: ObjectMetadata, start: Int, end: Int, length: Int, isCompressed: Bool)
+        -> [(name: String, value: String)]
+    {
+        [
+            ("Content-Type", metadata.contentType), ("Content-Length", String(end - start + 1)),
+            ("Content-Range", "bytes \(start)-\(end)/\(length)"), ("ETag", metadata.etag), ("Accept-Ranges", "bytes"),
+        ] + commonHeaders(metadata, isCompressed: isCompressed)
     }
 
     private func sendStored(_ object: CachedObject, response: ResponseWriter) throws {

@@ -40,20 +40,11 @@ final class FileReads {
     func send(_ file: CachedFile, address: ObjectAddress, report: CacheReport, request: ReadRequest, response: ResponseWriter) throws {
         let metadata = file.metadata
         let body = file.body
-        if request.hasPreconditions {
-            switch request.evaluate(etags: [metadata.etag], lastModified: metadata.lastModified) {
-            case .notModified:
-                try response.sendHead(
-                    status: 304, headers: [("ETag", metadata.etag)] + CachedResponder.commonHeaders(metadata, isCompressed: false) + report.headers)
-                return
-            case .failed:
-                var error = HTTPError(status: 412, code: "precondition_failed", message: "precondition failed")
-                error.headers += report.headers
-                try response.sendError(error)
-                return
-            case .proceed:
-                break
-            }
+        if request.hasPreconditions, try CachedResponder.answerPreconditions(
+            metadata, etags: [metadata.etag], sentTag: metadata.etag, isCompressed: false, report: report, request: request,
+            response: response)
+        {
+            return
         }
         let length = body.length
         let whole = CachedResponder.wholeHeaders(metadata, originalLength: length, gzipLength: nil, sendsGzip: false)
@@ -67,10 +58,13 @@ final class FileReads {
         }
         switch request.byteRange(length: length, strongETag: metadata.etag, lastModified: metadata.lastModified) {
         case .unsatisfiable:
-            var error = HTTPError(status: 416, code: "range_not_satisfiable", message: "the requested range is not satisfiable")
-            error.headers += [("Content-Range", "bytes */\(length)")] + report.headers
-            try response.sendError(error)
+            try CachedResponder.sendUnsatisfiable(length: length, report: report, response: response)
         case let .partial(start, end):
+            let partial = CachedResponder.partialHeaders(metadata, start: start, end: end, length: length, isCompressed: false)
+            if response.isHead {
+                try response.sendHead(status: 206, headers: partial + report.headers)
+                return
+            }
             if try redirect(body, from: start, through: end, partial: true, headers: whole + report.headers, request: request, response: response) {
                 return
             }
@@ -80,14 +74,13 @@ final class FileReads {
             if !body.isPresent(slice: start / body.sliceSize) {
                 try fetchFirstMissingSlice(body, from: start, through: end, address: address)
             }
-            try response.sendHead(
-                status: 206,
-                headers: [
-                    ("Content-Type", metadata.contentType), ("Content-Length", String(end - start + 1)),
-                    ("Content-Range", "bytes \(start)-\(end)/\(length)"), ("ETag", metadata.etag), ("Accept-Ranges", "bytes"),
-                ] + CachedResponder.commonHeaders(metadata, isCompressed: false) + reportHeaders)
+            try response.sendHead(status: 206, headers: partial + reportHeaders)
             try stream(body, address: address, from: start, through: end, response: response)
         case .whole:
+            if response.isHead {
+                try response.sendHead(status: 200, headers: whole + report.headers)
+                return
+            }
             if try redirect(body, from: 0, through: length - 1, partial: false, headers: whole + report.headers, request: request, response: response) {
                 return
             }
@@ -108,10 +101,6 @@ final class FileReads {
         _ body: FileBody, from start: Int, through end: Int, partial: Bool, headers: [(name: String, value: String)],
         request: ReadRequest, response: ResponseWriter
     ) throws -> Bool {
-        guard !response.isHead else {
-            try response.sendHead(status: partial ? 206 : 200, headers: partialHeaders(headers, partial: partial, start, end, body.length))
-            return true
-        }
         if response.answersMissingFile { return false }
         if let ifMatch = request.ifMatch, ifMatch.trimmingWhitespace() != "*" { return false }
         if request.ifUnmodifiedSince != nil, body.modified == nil { return false }
@@ -122,15 +111,6 @@ final class FileReads {
         files.statistics.redirects.add(1, ordering: .relaxed)
         files.statistics.bytesRedirected.add(end - start + 1, ordering: .relaxed)
         return true
-    }
-
-    /// A HEAD answer's headers: a 206's describe the range.
-    private func partialHeaders(
-        _ whole: [(name: String, value: String)], partial: Bool, _ start: Int, _ end: Int, _ length: Int
-    ) -> [(name: String, value: String)] {
-        guard partial else { return whole }
-        return whole.map { $0.name == "Content-Length" ? ($0.name, String(end - start + 1)) : $0 }
-            + [("Content-Range", "bytes \(start)-\(end)/\(length)")]
     }
 
     /// Fetches the first slice of `start...end` that is not on disk before anything is sent:
