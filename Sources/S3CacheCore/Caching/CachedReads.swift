@@ -117,14 +117,9 @@ final class CachedReads {
         _ flight: Flight, address: ObjectAddress, stale: CacheRecord?, request: ReadRequest, response: ResponseWriter
     ) throws -> CacheReport {
         let key = address.cacheKey
-        var completed = false
-        // Once only: the head may release the followers (`.uncacheable`) long before the end.
-        func complete(_ outcome: Flight.Outcome) {
-            guard !completed else { return }
-            cache.complete(flight, key: key, outcome: outcome)
-            completed = true
-        }
-        defer { complete(.abandoned) }
+        let leader = Leader(flight, key: key, cache: cache)
+        defer { leader.complete(.abandoned) }
+        let complete = leader.complete
 
         let fileTarget = cache.files.map { files in
             CacheFill.FileTarget(
@@ -141,14 +136,10 @@ final class CachedReads {
             maxObjectSize: cache.settings.maxObjectSize, budget: fillBudget, request: request, response: response,
             report: CacheReport(result: .miss, forwardStatus: 200), fileTarget: fileTarget,
             onUncacheable: { complete(.uncacheable(reason: $0)) })
-        let conditional: [(name: String, value: String)] = stale.flatMap { record in
-            guard let etag = record.state.metadata?.etag, !etag.isEmpty else { return nil }
-            return [("If-None-Match", etag)]
-        } ?? []
         do {
             let head = try WorkerPool.blocking {
                 try store.getObject(
-                    bucket: address.bucket, key: address.key, headers: conditional,
+                    bucket: address.bucket, key: address.key, headers: Self.revalidation(stale),
                     onHead: { try fill.begin($0) },
                     onBody: { chunk in
                         flight.recordProgress()
@@ -157,21 +148,7 @@ final class CachedReads {
                     })
             }
             if head.status == 304, let stale {
-                statistics.revalidations.add(1, ordering: .relaxed)
-                let current = revalidated(stale, notModified: head, address: address)
-                guard let freshness = Self.freshness(current) else {
-                    // The object's metadata now says no-store: answer from the same bytes, keep nothing.
-                    complete(.uncacheable(reason: "no-store"))
-                    cache.invalidate(key)
-                    let report = CacheReport(result: .revalidated, forwardStatus: 304, detail: "no-store")
-                    try responder.send(CacheRecord(state: current, key: key, freshUntil: 0, keepUntil: 0), address: address, report: report, request: request, response: response)
-                    return report
-                }
-                let renewed = cache.makeRecord(current, key: key, freshness: freshness)
-                complete(.record(renewed))
-                let report = CacheReport(result: .revalidated, forwardStatus: 304, stored: true)
-                try responder.send(renewed, address: address, report: report, request: request, response: response)
-                return report
+                return try answerNotModified(stale, head: head, leader: leader, address: address, request: request, response: response)
             }
             if stale != nil { statistics.revalidationsChanged.add(1, ordering: .relaxed) }
             if fill.fileFill != nil {
@@ -186,12 +163,7 @@ final class CachedReads {
             try fill.release()
             return fill.report
         } catch let error as S3Error where error.isNotFound {
-            let record = cache.makeRecord(.missing, key: key)
-            complete(.record(record))
-            statistics.misses.add(1, ordering: .relaxed)
-            let report = CacheReport(result: .miss, forwardStatus: 404, stored: true)
-            try responder.send(record, address: address, report: report, request: request, response: response)
-            return report
+            return try answerNotFound(leader: leader, address: address, request: request, response: response)
         } catch let error as S3Error where error.isBackendFailure {
             complete(.failed(error))
             if let stale, !response.headSent {
@@ -216,29 +188,16 @@ final class CachedReads {
         _ flight: Flight, address: ObjectAddress, stale: CacheRecord?, request: ReadRequest, response: ResponseWriter
     ) throws -> CacheReport? {
         let key = address.cacheKey
-        var completed = false
-        func complete(_ outcome: Flight.Outcome) {
-            guard !completed else { return }
-            cache.complete(flight, key: key, outcome: outcome)
-            completed = true
-        }
-        defer { complete(.abandoned) }
-        let conditional: [(name: String, value: String)] = stale.flatMap { record in
-            guard let etag = record.state.metadata?.etag, !etag.isEmpty else { return nil }
-            return [("If-None-Match", etag)]
-        } ?? []
+        let leader = Leader(flight, key: key, cache: cache)
+        defer { leader.complete(.abandoned) }
+        let complete = leader.complete
         let head: S3ResponseHead
         do {
             head = try WorkerPool.blocking {
-                try store.headObject(bucket: address.bucket, key: address.key, headers: conditional)
+                try store.headObject(bucket: address.bucket, key: address.key, headers: Self.revalidation(stale))
             }
         } catch let error as S3Error where error.isNotFound {
-            let record = cache.makeRecord(.missing, key: key)
-            complete(.record(record))
-            statistics.misses.add(1, ordering: .relaxed)
-            let report = CacheReport(result: .miss, forwardStatus: 404, stored: true)
-            try responder.send(record, address: address, report: report, request: request, response: response)
-            return report
+            return try answerNotFound(leader: leader, address: address, request: request, response: response)
         } catch let error as S3Error {
             complete(.failed(error))
             if let stale, error.isBackendFailure {
@@ -248,18 +207,12 @@ final class CachedReads {
             throw CacheReportedError(error, report: CacheReport(result: .miss))
         }
         if head.status == 304, let stale {
-            statistics.revalidations.add(1, ordering: .relaxed)
-            let current = revalidated(stale, notModified: head, address: address)
-            let renewed = cache.makeRecord(current, key: key, freshness: Self.freshness(current) ?? .configured)
-            complete(.record(renewed))
-            let report = CacheReport(result: .revalidated, forwardStatus: 304, stored: true)
-            try responder.send(renewed, address: address, report: report, request: request, response: response)
-            return report
+            return try answerNotModified(stale, head: head, leader: leader, address: address, request: request, response: response)
         }
         if stale != nil { statistics.revalidationsChanged.add(1, ordering: .relaxed) }
         let metadata = CacheFill.metadata(head)
         if let length = head.header("Content-Length").flatMap(Int.init),
-           let freshness = Self.freshness(metadata),
+           let freshness = CacheControl.freshness(metadata),
            CacheFill.belongsInFiles(length: length, head: head, minSize: fileMinSize, maxObjectSize: cache.settings.maxObjectSize),
            let body = cache.createFile(
                key, length: length, metadata: metadata,
@@ -276,6 +229,70 @@ final class CachedReads {
         return nil
     }
 
+    /// The lead of one flight: ends it once, whoever gets there first (the head may release the
+    /// followers long before the end of the body).
+    private final class Leader {
+        let flight: Flight
+        let key: CacheKey
+        let cache: ObjectCache
+        private var completed = false
+
+        init(_ flight: Flight, key: CacheKey, cache: ObjectCache) {
+            self.flight = flight
+            self.key = key
+            self.cache = cache
+        }
+
+        func complete(_ outcome: Flight.Outcome) {
+            guard !completed else { return }
+            cache.complete(flight, key: key, outcome: outcome)
+            completed = true
+        }
+    }
+
+    /// `If-None-Match` with the stale copy's tag, when there is one to revalidate.
+    private static func revalidation(_ stale: CacheRecord?) -> [(name: String, value: String)] {
+        guard let etag = stale?.state.metadata?.etag, !etag.isEmpty else { return [] }
+        return [("If-None-Match", etag)]
+    }
+
+    /// S3 says the object does not exist: remembered, and answered 404.
+    private func answerNotFound(
+        leader: Leader, address: ObjectAddress, request: ReadRequest, response: ResponseWriter
+    ) throws -> CacheReport {
+        let record = cache.makeRecord(.missing, key: leader.key)
+        leader.complete(.record(record))
+        statistics.misses.add(1, ordering: .relaxed)
+        let report = CacheReport(result: .miss, forwardStatus: 404, stored: true)
+        try responder.send(record, address: address, report: report, request: request, response: response)
+        return report
+    }
+
+    /// S3's 304 to a revalidation: the stale copy renewed, with the metadata S3 holds now.
+    private func answerNotModified(
+        _ stale: CacheRecord, head: S3ResponseHead, leader: Leader, address: ObjectAddress, request: ReadRequest,
+        response: ResponseWriter
+    ) throws -> CacheReport {
+        statistics.revalidations.add(1, ordering: .relaxed)
+        let key = leader.key
+        let current = revalidated(stale, notModified: head, address: address)
+        guard let freshness = Self.freshness(current) else {
+            // The object's metadata now says no-store: answer from the same bytes, keep nothing.
+            leader.complete(.uncacheable(reason: "no-store"))
+            cache.invalidate(key)
+            let report = CacheReport(result: .revalidated, forwardStatus: 304, detail: "no-store")
+            try responder.send(
+                CacheRecord(state: current, key: key, freshUntil: 0, keepUntil: 0), address: address, report: report,
+                request: request, response: response)
+            return report
+        }
+        let renewed = cache.makeRecord(current, key: key, freshness: freshness)
+        leader.complete(.record(renewed))
+        let report = CacheReport(result: .revalidated, forwardStatus: 304, stored: true)
+        try responder.send(renewed, address: address, report: report, request: request, response: response)
+        return report
+    }
+
     /// How long `state` stays fresh, by its own `Cache-Control` or `Expires` where it has them;
     /// nil when it must not be stored.
     private static func freshness(_ state: CachedState) -> Freshness? {
@@ -283,9 +300,6 @@ final class CachedReads {
         return CacheControl.freshness(metadata)
     }
 
-    private static func freshness(_ metadata: ObjectMetadata) -> Freshness? {
-        CacheControl.freshness(metadata)
-    }
 
     /// The stale entry as S3's 304 describes it now. A 304 says the bytes are unchanged, not the
     /// metadata: a copy in place changes `Content-Type` or `Cache-Control` and keeps the entity
