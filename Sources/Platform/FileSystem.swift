@@ -62,16 +62,7 @@ public enum FileSystem {
 
     /// Size of an open file, or of the file at `path` (not following a final symbolic link).
     public static func size(_ fd: Int32) throws(SystemError) -> Int {
-        var info = stat()
-        try systemCall("fstat") { fstat(fd, &info) }
-        return Int(info.st_size)
-    }
-
-    /// Permission bits of the file or directory at `path`.
-    public static func mode(_ path: String) throws(SystemError) -> UInt32 {
-        var info = stat()
-        try systemCall("stat(\(path))") { stat(path, &info) }
-        return UInt32(info.st_mode) & 0o7777
+        Int(try status(fd).st_size)
     }
 
     /// Sets permission bits exactly (the umask does not apply).
@@ -81,9 +72,13 @@ public enum FileSystem {
 
     /// Modification time of an open file, in seconds since the epoch.
     public static func modificationTime(_ fd: Int32) throws(SystemError) -> Int {
+        Int(try status(fd).st_mtim.tv_sec)
+    }
+
+    private static func status(_ fd: Int32) throws(SystemError) -> stat {
         var info = stat()
         try systemCall("fstat") { fstat(fd, &info) }
-        return Int(info.st_mtim.tv_sec)
+        return info
     }
 
     /// Bytes the file occupies on its device (blocks actually allocated, for sparse files).

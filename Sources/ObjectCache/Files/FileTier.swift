@@ -145,8 +145,7 @@ public final class FileTier: Sendable {
             state.charged[body.id] = nil
             return true
         }
-        if removed { retire([body], evicted: false) }
-        body.retire()
+        if removed { retire([body], evicted: false) } else { body.retire() }
     }
 
     /// Every body whose key starts with `prefix` (compared as bytes).
@@ -457,7 +456,6 @@ public final class SliceFill {
 /// What the file tier did, for `/stats` and `/metrics`.
 public final class FileTierStatistics: Sendable {
     public let hits = Atomic<Int>(0)
-    public let misses = Atomic<Int>(0)
     public let evictions = Atomic<Int>(0)
     public let entriesCreated = Atomic<Int>(0)
     public let restoredEntries = Atomic<Int>(0)
